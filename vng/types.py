@@ -1,0 +1,440 @@
+"""The data model: typed, validated-on-construction records that every stage of ``vng`` exchanges.
+
+One coordinate convention holds everywhere inside the library: ``(x, y)`` in pixels of the original frame
+(x = column, y = row). Normalised coordinates (VidLN traces) are converted by the readers in :mod:`vng.io`.
+
+Example::
+
+    >>> import numpy as np
+    >>> from vng.types import Points, PointLabel
+    >>> pts = Points(xy=[[10, 20], [30, 40]], labels=[PointLabel.FOREGROUND, PointLabel.BACKGROUND])
+    >>> len(pts), pts.foreground.xy.tolist()
+    (2, [[10.0, 20.0]])
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+import numpy as np
+
+__all__ = [
+    "PointLabel",
+    "Points",
+    "FramePoints",
+    "ObjectAnnotation",
+    "VideoRef",
+    "WordTiming",
+    "TraceSegment",
+    "ActorNarrative",
+    "Narrative",
+    "TraceRun",
+    "NounObject",
+    "frame_id",
+    "parse_frame_id",
+]
+
+
+class PointLabel(enum.IntEnum):
+    """Label of an annotated point. Values are what ``Points.labels`` stores (int8)."""
+
+    AMBIGUOUS = -1  # verified as neither: kept for statistics, ignored by losses and benchmarks
+    BACKGROUND = 0
+    FOREGROUND = 1
+
+
+def frame_id(index: int) -> str:
+    """The Point-VOS release frame id: a 6-digit zero-padded 0-based index of OpenCV-decoded frames."""
+    if index < 0:
+        raise ValueError(f"frame index must be >= 0, got {index}")
+    return f"{index:06d}"
+
+
+def parse_frame_id(value: str) -> int:
+    """Inverse of :func:`frame_id`; raises ``ValueError`` on anything that is not a 6-digit string of digits."""
+    if not isinstance(value, str) or len(value) != 6 or not value.isdigit():
+        raise ValueError(f"frame_id must be a 6-digit zero-padded string, got {value!r}")
+    return int(value)
+
+
+def _as_array(value, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
+    array = np.asarray(value, dtype=dtype)
+    if array.size == 0:
+        array = array.reshape((0, *shape_tail))
+    if array.ndim != 1 + len(shape_tail) or array.shape[1:] != shape_tail:
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape_tail))}), got {array.shape}"
+                         if shape_tail else f"{name} must have shape (N,), got {array.shape}")
+    array.setflags(write=False)
+    return array
+
+
+def _arrays_equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+@dataclass(frozen=True, eq=False)
+class Points:
+    """Points of one frame with labels.
+
+    Attributes:
+        xy: (N, 2) float32, (x, y) pixels of the original frame.
+        labels: (N,) int8, 1 foreground, 0 background, -1 ambiguous (:class:`PointLabel`).
+        is_fg_candidate: (N,) bool or None; whether the annotation pipeline proposed the point as a foreground
+            candidate (the Point-VOS release keeps this next to the verdict).
+    """
+
+    xy: np.ndarray
+    labels: np.ndarray
+    is_fg_candidate: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        xy = _as_array(self.xy, np.float32, (2,), "xy")
+        labels = _as_array(self.labels, np.int8, (), "labels")
+        if len(labels) != len(xy):
+            raise ValueError(f"xy has {len(xy)} points but labels has {len(labels)}")
+        if not np.isin(labels, (-1, 0, 1)).all():
+            raise ValueError(f"labels must be -1 (ambiguous), 0 (background) or 1 (foreground), got {np.unique(labels)}")
+        if not np.isfinite(xy).all():
+            raise ValueError("xy contains non-finite coordinates")
+        object.__setattr__(self, "xy", xy)
+        object.__setattr__(self, "labels", labels)
+        if self.is_fg_candidate is not None:
+            candidate = _as_array(self.is_fg_candidate, bool, (), "is_fg_candidate")
+            if len(candidate) != len(xy):
+                raise ValueError(f"xy has {len(xy)} points but is_fg_candidate has {len(candidate)}")
+            object.__setattr__(self, "is_fg_candidate", candidate)
+
+    @classmethod
+    def empty(cls) -> Points:
+        return cls(xy=np.zeros((0, 2), np.float32), labels=np.zeros((0,), np.int8))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Points):
+            return NotImplemented
+        return (_arrays_equal(self.xy, other.xy) and _arrays_equal(self.labels, other.labels)
+                and _arrays_equal(self.is_fg_candidate, other.is_fg_candidate))
+
+    __hash__ = None  # mutable-looking contents: not hashable
+
+    def select(self, keep: np.ndarray) -> Points:
+        """The subset where the boolean (N,) ``keep`` is true."""
+        keep = np.asarray(keep, bool)
+        candidate = None if self.is_fg_candidate is None else self.is_fg_candidate[keep]
+        return Points(self.xy[keep], self.labels[keep], candidate)
+
+    def with_label(self, label: PointLabel) -> Points:
+        return self.select(self.labels == label)
+
+    @property
+    def foreground(self) -> Points:
+        return self.with_label(PointLabel.FOREGROUND)
+
+    @property
+    def background(self) -> Points:
+        return self.with_label(PointLabel.BACKGROUND)
+
+    def outside(self, width: int, height: int) -> np.ndarray:
+        """(N,) bool: points whose pixel (rounded) falls outside a ``width`` x ``height`` frame."""
+        xy = np.rint(self.xy)
+        return (xy[:, 0] < 0) | (xy[:, 1] < 0) | (xy[:, 0] >= width) | (xy[:, 1] >= height)
+
+
+@dataclass(frozen=True, eq=False)
+class FramePoints:
+    """The points annotated on one frame (``frame_index``: 0-based index of OpenCV-decoded frames)."""
+
+    frame_index: int
+    points: Points
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frame_index, (int, np.integer)) or self.frame_index < 0:
+            raise ValueError(f"frame_index must be an int >= 0, got {self.frame_index!r}")
+        object.__setattr__(self, "frame_index", int(self.frame_index))
+        if not isinstance(self.points, Points):
+            raise TypeError(f"points must be Points, got {type(self.points).__name__}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FramePoints):
+            return NotImplemented
+        return self.frame_index == other.frame_index and self.points == other.points
+
+    __hash__ = None
+
+
+@dataclass(frozen=True)
+class ObjectAnnotation:
+    """One object's point annotation across frames (a record of the Point-VOS release).
+
+    Attributes:
+        object_id: 32-hex id in the release; any non-empty string is accepted.
+        video_name: the video's stem (``<root>/<Dataset>/videos/<split>/<video_name>.mp4``); None in the release
+            means the record cannot be used.
+        object_name: the noun phrase naming the object ("baby girl"): the noun link.
+        question: the sentence the noun comes from (PV-Oops: a location-output question; VNG: the caption).
+        question_hash: links the question to VidLN Oops-QA records; "" when unknown.
+        frames: annotated frames, strictly increasing ``frame_index``.
+        noun_span: optional (start, end) character span of ``object_name`` inside ``question``.
+    """
+
+    object_id: str
+    video_name: str | None
+    object_name: str
+    question: str
+    question_hash: str
+    frames: tuple[FramePoints, ...]
+    noun_span: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.object_id, str) or not self.object_id:
+            raise ValueError(f"object_id must be a non-empty string, got {self.object_id!r}")
+        for name in ("object_name", "question", "question_hash"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {type(getattr(self, name)).__name__}")
+        if self.video_name is not None and not isinstance(self.video_name, str):
+            raise TypeError(f"video_name must be a string or None, got {type(self.video_name).__name__}")
+        frames = tuple(self.frames)
+        indices = [f.frame_index for f in frames]
+        if any(b <= a for a, b in zip(indices, indices[1:])):
+            raise ValueError(f"frames must have strictly increasing frame_index, got {indices}")
+        object.__setattr__(self, "frames", frames)
+        if self.noun_span is not None:
+            start, end = (int(v) for v in self.noun_span)
+            if not 0 <= start < end <= len(self.question):
+                raise ValueError(f"noun_span {self.noun_span} is outside the question of length {len(self.question)}")
+            object.__setattr__(self, "noun_span", (start, end))
+
+    @property
+    def frame_indices(self) -> list[int]:
+        return [f.frame_index for f in self.frames]
+
+    def points_on(self, frame_index: int) -> Points:
+        for frame in self.frames:
+            if frame.frame_index == frame_index:
+                return frame.points
+        raise KeyError(f"object {self.object_id} has no points on frame {frame_index}")
+
+
+@dataclass(frozen=True)
+class VideoRef:
+    """Where a video lives: a video file or a folder of frames, with what is known about it."""
+
+    name: str
+    path: str | None = None
+    dataset: str | None = None
+    split: str | None = None
+    num_frames: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("VideoRef.name must be non-empty")
+        for key in ("num_frames", "width", "height"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, (int, np.integer)) or value <= 0):
+                raise ValueError(f"VideoRef.{key} must be a positive int or None, got {value!r}")
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """One entry of a VidLN ``time_alignment``: ``caption[start_index:end_index] == word``; ms since recording start."""
+
+    word: str
+    start_index: int
+    end_index: int
+    start_ms: int
+    end_ms: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start_index <= self.end_index:
+            raise ValueError(f"word {self.word!r}: bad character span [{self.start_index}, {self.end_index})")
+        if self.end_ms < self.start_ms:
+            raise ValueError(f"word {self.word!r}: end_ms {self.end_ms} before start_ms {self.start_ms}")
+
+
+@dataclass(frozen=True, eq=False)
+class TraceSegment:
+    """One continuous mouse-trace segment (a list in VidLN ``traces``).
+
+    Attributes:
+        xy: (N, 2) float64, (x, y) pixels of the keyframe (float64 so that normalised coordinates survive the
+            round trip to pixels and back exactly).
+        times_ms: (N,) int64, absolute time (ms since epoch).
+        keyframe_indices: (N,) int64, index into ``Narrative.keyframe_names``.
+    """
+
+    xy: np.ndarray
+    times_ms: np.ndarray
+    keyframe_indices: np.ndarray
+
+    def __post_init__(self) -> None:
+        xy = _as_array(self.xy, np.float64, (2,), "trace xy")
+        times = _as_array(self.times_ms, np.int64, (), "trace times_ms")
+        keyframes = _as_array(self.keyframe_indices, np.int64, (), "trace keyframe_indices")
+        if not len(xy) == len(times) == len(keyframes):
+            raise ValueError(f"trace arrays disagree in length: {len(xy)}, {len(times)}, {len(keyframes)}")
+        object.__setattr__(self, "xy", xy)
+        object.__setattr__(self, "times_ms", times)
+        object.__setattr__(self, "keyframe_indices", keyframes)
+
+    def __len__(self) -> int:
+        return len(self.times_ms)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TraceSegment):
+            return NotImplemented
+        return (_arrays_equal(self.xy, other.xy) and _arrays_equal(self.times_ms, other.times_ms)
+                and _arrays_equal(self.keyframe_indices, other.keyframe_indices))
+
+    __hash__ = None
+
+
+@dataclass(frozen=True)
+class ActorNarrative:
+    """What one actor's part of a VidLN narrative holds (caption, word timings, mouse traces)."""
+
+    actor_name: str
+    caption: str
+    keyframe_selection_indices: tuple[int, ...]
+    recording_start_time_ms: int
+    traces_start_time_ms: int
+    recording_filename: str
+    noun_segments: tuple[tuple[int, int], ...]
+    time_alignment: tuple[WordTiming, ...]
+    traces: tuple[TraceSegment, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keyframe_selection_indices", tuple(int(i) for i in self.keyframe_selection_indices))
+        object.__setattr__(self, "noun_segments", tuple((int(s), int(e)) for s, e in self.noun_segments))
+        object.__setattr__(self, "time_alignment", tuple(self.time_alignment))
+        object.__setattr__(self, "traces", tuple(self.traces))
+        for start, end in self.noun_segments:
+            if not 0 <= start < end <= len(self.caption):
+                raise ValueError(f"noun segment [{start}, {end}) is outside the caption of length {len(self.caption)}")
+        for timing in self.time_alignment:
+            if self.caption[timing.start_index:timing.end_index] != timing.word:
+                raise ValueError(f"time_alignment word {timing.word!r} does not match "
+                                 f"caption[{timing.start_index}:{timing.end_index}] = "
+                                 f"{self.caption[timing.start_index:timing.end_index]!r}")
+
+    @property
+    def is_background(self) -> bool:
+        return self.actor_name.strip().lower() == "background"
+
+
+@dataclass(frozen=True)
+class Narrative:
+    """One VidLN narrative: one video described by one annotator, split into actor narratives.
+
+    ``frame_size`` is the (width, height) of the keyframes, needed to hold traces in pixels.
+    """
+
+    vidln_id: int
+    dataset_id: str
+    video_id: str
+    annotator_id: int
+    keyframe_names: tuple[str, ...]
+    frame_size: tuple[int, int]
+    actor_narratives: tuple[ActorNarrative, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keyframe_names", tuple(self.keyframe_names))
+        object.__setattr__(self, "actor_narratives", tuple(self.actor_narratives))
+        width, height = (int(v) for v in self.frame_size)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"frame_size must be positive, got {self.frame_size}")
+        object.__setattr__(self, "frame_size", (width, height))
+        num_keyframes = len(self.keyframe_names)
+        for actor_index, actor in enumerate(self.actor_narratives):
+            for index in actor.keyframe_selection_indices:
+                if not 0 <= index < num_keyframes:
+                    raise ValueError(f"actor {actor_index}: keyframe_selection_indices has {index}, "
+                                     f"outside the {num_keyframes} keyframes")
+            for segment in actor.traces:
+                bad = (segment.keyframe_indices < 0) | (segment.keyframe_indices >= num_keyframes)
+                if bad.any():
+                    raise ValueError(f"actor {actor_index}: trace kf_idx {int(segment.keyframe_indices[bad][0])} is "
+                                     f"outside the {num_keyframes} keyframes")
+
+
+@dataclass(frozen=True, eq=False)
+class TraceRun:
+    """A maximal run of consecutive trace points of one noun on one keyframe.
+
+    Attributes:
+        keyframe_index: index into ``Narrative.keyframe_names``.
+        keyframe_name: that keyframe's frame stem.
+        xy: (N, 2) float64, (x, y) pixels.
+        times_ms: (N,) int64, absolute times.
+    """
+
+    keyframe_index: int
+    keyframe_name: str
+    xy: np.ndarray
+    times_ms: np.ndarray
+
+    def __post_init__(self) -> None:
+        xy = _as_array(self.xy, np.float64, (2,), "run xy")
+        times = _as_array(self.times_ms, np.int64, (), "run times_ms")
+        if len(xy) != len(times) or len(xy) == 0:
+            raise ValueError(f"a trace run needs as many times as points and at least one point, got {len(xy)}, "
+                             f"{len(times)}")
+        object.__setattr__(self, "xy", xy)
+        object.__setattr__(self, "times_ms", times)
+
+    def __len__(self) -> int:
+        return len(self.times_ms)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TraceRun):
+            return NotImplemented
+        return (self.keyframe_index == other.keyframe_index and self.keyframe_name == other.keyframe_name
+                and _arrays_equal(self.xy, other.xy) and _arrays_equal(self.times_ms, other.times_ms))
+
+    __hash__ = None
+
+
+@dataclass(frozen=True)
+class NounObject:
+    """A noun of an actor narrative, linked to its mouse-trace runs (Sec. 3.2 of the paper).
+
+    Attributes:
+        span: (start, end) character span of ``text`` in ``caption``.
+        source: where the span comes from: "spacy" or "noun_segments".
+        runs: the noun's trace runs, in time order; several per keyframe are possible.
+    """
+
+    vidln_id: int
+    dataset_id: str
+    video_id: str
+    actor_index: int
+    actor_name: str
+    caption: str
+    span: tuple[int, int]
+    source: str
+    frame_size: tuple[int, int]
+    runs: tuple[TraceRun, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        start, end = (int(v) for v in self.span)
+        if not 0 <= start < end <= len(self.caption):
+            raise ValueError(f"noun span {self.span} is outside the caption of length {len(self.caption)}")
+        object.__setattr__(self, "span", (start, end))
+        object.__setattr__(self, "runs", tuple(self.runs))
+        if self.source not in ("spacy", "noun_segments"):
+            raise ValueError(f"source must be 'spacy' or 'noun_segments', got {self.source!r}")
+
+    @property
+    def text(self) -> str:
+        return self.caption[self.span[0]:self.span[1]]
+
+    def runs_by_keyframe(self) -> dict[int, list[TraceRun]]:
+        grouped: dict[int, list[TraceRun]] = {}
+        for run in self.runs:
+            grouped.setdefault(run.keyframe_index, []).append(run)
+        return grouped
