@@ -1,0 +1,1 @@
+"""Language: spaCy noun parsing, character ↔ token spans."""
