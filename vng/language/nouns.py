@@ -2,7 +2,7 @@
 
 The paper does not say what a "noun" span covers. Two units are offered:
 
-- ``"noun"`` (default): each NOUN / PROPN token together with its compound modifiers ("light pole", "traffic cone").
+- ``"noun"`` (default): each NOUN / PROPN token together with its common-noun compound modifiers ("traffic cone").
   Adjectives and determiners are left out because VidLN's word → trace rule then times the trace window to the
   noun itself, which is when annotators point at the object.
 - ``"chunk"``: spaCy's base noun phrases without leading determiners ("brown tiger", "grey road").
@@ -46,9 +46,12 @@ def load_spacy(model: str | None = None):
 
 
 def _noun_span(token) -> tuple[int, int]:
-    # Extend left over a contiguous run of compound modifiers ("traffic cone", "light pole").
+    # Extend left over a contiguous run of common-noun compound modifiers ("traffic cone", "bus stop"). Proper-noun
+    # compounds are left out: the small English model tags colour words as PROPN compounds ("the red ball"), and
+    # colours are everywhere in VidLN captions.
     start = token
-    while start.i > 0 and start.nbor(-1).dep_ == "compound" and start.nbor(-1).head.i in range(start.i, token.i + 1):
+    while (start.i > 0 and start.nbor(-1).dep_ == "compound" and start.nbor(-1).pos_ == "NOUN"
+           and start.nbor(-1).head.i in range(start.i, token.i + 1)):
         start = start.nbor(-1)
     return start.idx, token.idx + len(token.text)
 
