@@ -32,6 +32,13 @@ __all__ = [
     "NounObject",
     "frame_id",
     "parse_frame_id",
+    "VNGActor",
+    "VNGExpression",
+    "VNGVideo",
+    "MaskTrack",
+    "VISVideo",
+    "PNGSegment",
+    "PNGNarrative",
 ]
 
 
@@ -438,3 +445,206 @@ class NounObject:
         for run in self.runs:
             grouped.setdefault(run.keyframe_index, []).append(run)
         return grouped
+
+
+# --- Video Narrative Grounding (OVIS-VNG, UVO-VNG; FORMATS.md §3) -------------------------------------------------
+
+def _check_int(value, name: str, *, minimum: int | None = None) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_strings(values, name: str) -> tuple[str, ...]:
+    values = tuple(values)
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            raise TypeError(f"{name}[{index}] must be a string, got {type(value).__name__}")
+    return values
+
+
+@dataclass(frozen=True)
+class VNGActor:
+    """One actor narrative of a VNG video: ``actor_index`` is its position in the video's ``actor_narratives``."""
+
+    actor_index: int
+    actor_name: str
+    description: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "actor_index", _check_int(self.actor_index, "actor_index", minimum=0))
+        for name in ("actor_name", "description"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {type(getattr(self, name)).__name__}")
+
+
+@dataclass(frozen=True)
+class VNGExpression:
+    """A noun to ground: ``description[start:end]`` of actor ``actor_index``, whose masks are track ``obj_id``."""
+
+    expression_id: str
+    actor_index: int
+    start: int
+    end: int
+    obj_id: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.expression_id, str) or not self.expression_id:
+            raise ValueError(f"expression_id must be a non-empty string, got {self.expression_id!r}")
+        for name in ("actor_index", "start", "end", "obj_id"):
+            object.__setattr__(self, name, _check_int(getattr(self, name), name, minimum=0))
+        if self.end <= self.start:
+            raise ValueError(f"expression {self.expression_id}: empty noun span [{self.start}, {self.end})")
+
+
+@dataclass(frozen=True)
+class VNGVideo:
+    """A VNG video: its frame stems, actor narratives and expressions (a ``meta_expressions.json`` entry).
+
+    ``actors[i].actor_index == i`` is required: the reference tools look an expression's actor up by list position.
+    """
+
+    name: str
+    frames: tuple[str, ...]
+    actors: tuple[VNGActor, ...]
+    expressions: tuple[VNGExpression, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"video name must be a non-empty string, got {self.name!r}")
+        object.__setattr__(self, "frames", _check_strings(self.frames, "frames"))
+        object.__setattr__(self, "actors", tuple(self.actors))
+        object.__setattr__(self, "expressions", tuple(self.expressions))
+        for position, actor in enumerate(self.actors):
+            if actor.actor_index != position:
+                raise ValueError(f"actor at position {position} has actor_index {actor.actor_index}")
+        ids = [e.expression_id for e in self.expressions]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate expression ids in {ids}")
+        for expression in self.expressions:
+            if expression.actor_index >= len(self.actors):
+                raise ValueError(f"expression {expression.expression_id}: actor_index {expression.actor_index} does "
+                                 f"not exist ({len(self.actors)} actors)")
+            description = self.actors[expression.actor_index].description
+            if expression.end > len(description):
+                raise ValueError(f"expression {expression.expression_id}: noun span [{expression.start}, "
+                                 f"{expression.end}) is outside the description of length {len(description)}")
+
+    def actor(self, expression: VNGExpression) -> VNGActor:
+        return self.actors[expression.actor_index]
+
+    def noun_text(self, expression: VNGExpression) -> str:
+        """The noun phrase an expression marks: ``description[start:end]`` of its actor."""
+        return self.actor(expression).description[expression.start:expression.end]
+
+
+def _rle_size(rle) -> list | None:
+    return rle.get("size") if isinstance(rle, dict) else None
+
+
+@dataclass(frozen=True)
+class MaskTrack:
+    """An object's masks over a video: one COCO RLE ``{"size": [h, w], "counts": str | list}`` or None per frame.
+
+    ``obj_id`` is the annotation ``id`` of the VIS-style mask file (OVIS/UVO original or ``extra_masks.json``).
+    RLEs are kept as read (compressed or uncompressed), decoded on demand by :func:`vng.io.masks.rle_decode`.
+    """
+
+    obj_id: int
+    video_id: int
+    video_name: str
+    height: int
+    width: int
+    segmentations: tuple[dict | None, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "obj_id", _check_int(self.obj_id, "obj_id"))
+        object.__setattr__(self, "video_id", _check_int(self.video_id, "video_id"))
+        object.__setattr__(self, "height", _check_int(self.height, "height", minimum=1))
+        object.__setattr__(self, "width", _check_int(self.width, "width", minimum=1))
+        object.__setattr__(self, "segmentations", tuple(self.segmentations))
+        for index, rle in enumerate(self.segmentations):
+            if rle is not None and list(_rle_size(rle) or ()) != [self.height, self.width]:
+                raise ValueError(f"segmentations[{index}] has size {_rle_size(rle)}, the track is "
+                                 f"[{self.height}, {self.width}]")
+
+    __hash__ = None  # holds dicts
+
+    @property
+    def annotated_frames(self) -> list[int]:
+        """Indices of the frames with a mask."""
+        return [index for index, rle in enumerate(self.segmentations) if rle is not None]
+
+
+@dataclass(frozen=True)
+class VISVideo:
+    """A video entry of a YouTube-VIS style file (OVIS, UVO, ``extra_masks.json``).
+
+    ``file_names`` are ``<video>/<frame>.<ext>`` paths of the frames the file annotates (all frames for OVIS; the
+    sparsely annotated ones for UVO, whose videos carry a YouTube id ``ytid``).
+    """
+
+    id: int
+    width: int
+    height: int
+    length: int
+    file_names: tuple[str, ...]
+    ytid: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", _check_int(self.id, "id"))
+        for name in ("width", "height", "length"):
+            object.__setattr__(self, name, _check_int(getattr(self, name), name, minimum=1))
+        object.__setattr__(self, "file_names", _check_strings(self.file_names, "file_names"))
+        if self.ytid is not None and not isinstance(self.ytid, str):
+            raise TypeError(f"ytid must be a string or None, got {type(self.ytid).__name__}")
+
+
+# --- COCO Panoptic Narrative Grounding (FORMATS.md §4) ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PNGSegment:
+    """A piece of a PNG caption; a noun (``is_noun``) grounded to COCO panoptic ``segment_ids`` (several = plural).
+
+    ``plural`` is the release's own flag when the file has it (None otherwise).
+    """
+
+    utterance: str
+    is_noun: bool
+    segment_ids: tuple[int, ...]
+    plural: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.utterance, str):
+            raise TypeError(f"utterance must be a string, got {type(self.utterance).__name__}")
+        for name in ("is_noun", "plural"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "plural" and value is None):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        object.__setattr__(self, "segment_ids",
+                           tuple(_check_int(v, "segment_ids[]", minimum=0) for v in self.segment_ids))
+
+
+@dataclass(frozen=True)
+class PNGNarrative:
+    """A COCO-PNG narrative: an image's caption cut into segments (``annotator_id`` when the file has it)."""
+
+    image_id: int
+    caption: str
+    segments: tuple[PNGSegment, ...]
+    annotator_id: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_id", _check_int(self.image_id, "image_id", minimum=0))
+        if not isinstance(self.caption, str):
+            raise TypeError(f"caption must be a string, got {type(self.caption).__name__}")
+        object.__setattr__(self, "segments", tuple(self.segments))
+        if self.annotator_id is not None:
+            object.__setattr__(self, "annotator_id", _check_int(self.annotator_id, "annotator_id"))
+
+    @property
+    def nouns(self) -> list[PNGSegment]:
+        """The noun segments that are grounded to at least one panoptic segment."""
+        return [segment for segment in self.segments if segment.is_noun and segment.segment_ids]

@@ -1,0 +1,338 @@
+"""Videos as lazy frame sequences: a video file (OpenCV) or a folder of frame images, behind one :class:`Video`.
+
+Frames come out as (H, W, 3) uint8 RGB at the original size, decoded only when asked for::
+
+    video = Video.open("clip.mp4")            # or Video.open("JPEGImages/480p/bear")
+    width, height = video.size
+    for name, frame in zip(video.frame_names, video):
+        ...
+
+For a video file, frame ``i`` is the ``i``-th frame OpenCV decodes from the start and its name is ``f"{i:06d}"``:
+the Point-VOS ``frame_id`` convention (FORMATS.md §2). Container seeking is not frame-accurate for every codec, so
+random access decodes forward from the current position (re-opening the file to go backwards) instead of seeking.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+import re
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from vng.io.common import FormatError, Location, atomic_write
+from vng.types import frame_id
+
+__all__ = ["Video", "FRAME_SUFFIXES", "list_frame_files", "write_video", "write_frames"]
+
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _natural_key(path: Path) -> list:
+    # Digit runs compare as numbers, so unpadded names ("2.jpg" < "10.jpg") sort in frame order; zero-padded names
+    # sort exactly as plain string order would.
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.stem)]
+
+
+def list_frame_files(folder: str | os.PathLike, *, suffixes: Sequence[str] = FRAME_SUFFIXES) -> list[Path]:
+    """The frame images of ``folder`` in frame order; FormatError when the folder is missing, empty or ambiguous."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FormatError("no such frame folder", Location(str(folder)))
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
+    if not files:
+        raise FormatError(f"no frame images ({', '.join(suffixes)}) in the folder", Location(str(folder)))
+    duplicates = sorted(stem for stem, count in Counter(p.stem for p in files).items() if count > 1)
+    if duplicates:
+        raise FormatError(f"frames {duplicates} exist with several extensions", Location(str(folder)))
+    return sorted(files, key=_natural_key)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, SyntaxError) as error:
+        raise FormatError(f"cannot read frame image: {error}", Location(str(path))) from None
+
+
+def _check_index(index) -> int:
+    if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+        raise TypeError(f"frame index must be an int, got {type(index).__name__}")
+    return int(index)
+
+
+class Video(abc.ABC):
+    """A video file or a frame folder; see the module docstring. Build with :meth:`Video.open`."""
+
+    path: Path
+
+    @staticmethod
+    def open(path: str | os.PathLike, *, exact_length: bool = True) -> Video:
+        """Open a video file (anything OpenCV decodes) or a folder of .jpg/.jpeg/.png frames.
+
+        Args:
+            exact_length: video files only. True: ``len()`` decodes the file once (grab only, no colour conversion)
+                to count the frames OpenCV really yields, because ``CAP_PROP_FRAME_COUNT`` comes from container
+                metadata and can be off, while Point-VOS frame ids index decoded frames. False: trust the
+                metadata when it is positive.
+        """
+        path = Path(path)
+        if path.is_dir():
+            return _FolderVideo(path)
+        if not path.is_file():
+            raise FormatError("no such video file or frame folder", Location(str(path)))
+        return _FileVideo(path, exact_length=exact_length)
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+
+    @property
+    @abc.abstractmethod
+    def fps(self) -> float | None:
+        """Frames per second from the container; None for frame folders."""
+
+    @property
+    @abc.abstractmethod
+    def frame_names(self) -> list[str]:
+        """One name per frame: file stems for folders, ``f"{i:06d}"`` for video files."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of frames."""
+
+    @abc.abstractmethod
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Frame ``index`` (negative counts from the end): (H, W, 3) uint8 RGB."""
+
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Stream the frames in order, each (H, W, 3) uint8 RGB."""
+
+    def _index(self, index: int) -> int:
+        index = _check_index(index)
+        length = len(self)
+        if not -length <= index < length:
+            raise IndexError(f"frame {index} is outside the {length} frames of {self.path}")
+        return index % length
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+
+class _FolderVideo(Video):
+    def __init__(self, folder: Path):
+        self.path = folder
+        self._files = list_frame_files(folder)
+        try:
+            with Image.open(self._files[0]) as first:  # header only: the size
+                self._size = first.size
+        except (OSError, SyntaxError) as error:
+            raise FormatError(f"cannot read frame image: {error}", Location(str(self._files[0]))) from None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def fps(self) -> None:
+        return None
+
+    @property
+    def frame_names(self) -> list[str]:
+        return [p.stem for p in self._files]
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def _load(self, path: Path) -> np.ndarray:
+        frame = _read_image(path)
+        if (frame.shape[1], frame.shape[0]) != self._size:
+            raise FormatError(f"frame is {frame.shape[1]}x{frame.shape[0]}, the video's first frame is "
+                              f"{self._size[0]}x{self._size[1]}", Location(str(path)))
+        return frame
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self._load(self._files[self._index(index)])
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for path in self._files:
+            yield self._load(path)
+
+
+class _FileVideo(Video):
+    def __init__(self, path: Path, *, exact_length: bool):
+        self.path = path
+        self._reader: cv2.VideoCapture | None = None  # the random-access decoder, opened on demand
+        self._position = 0  # index of the frame that reader decodes next
+        capture = self._capture()
+        try:
+            self._fps = float(capture.get(cv2.CAP_PROP_FPS)) or None
+            metadata_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            ok, first = capture.read()  # some containers report no size: the first decoded frame is the truth
+            if not ok:
+                raise FormatError("OpenCV decodes no frame from this video", Location(str(path)))
+        finally:
+            capture.release()
+        self._size = (first.shape[1], first.shape[0])
+        self._length = None if exact_length or metadata_count <= 0 else metadata_count
+
+    def _capture(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise FormatError("OpenCV cannot open this video", Location(str(self.path)))
+        return capture
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def frame_names(self) -> list[str]:
+        return [frame_id(i) for i in range(len(self))]
+
+    def __len__(self) -> int:
+        if self._length is None:
+            capture = self._capture()
+            try:
+                count = 0
+                while capture.grab():
+                    count += 1
+            finally:
+                capture.release()
+            self._length = count
+        return self._length
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = _check_index(index)
+        if index < 0 or self._length is not None:
+            index = self._index(index)
+        # else: decode forward without counting the frames first, which would cost a full extra pass
+        if self._reader is None or index < self._position:
+            self.close()
+            self._reader, self._position = self._capture(), 0
+        while self._position < index and self._reader.grab():
+            self._position += 1
+        ok, frame = self._reader.read() if self._position == index else (False, None)
+        if not ok:
+            self._length = self._position  # decoding ended here: now the count is known
+            self.close()
+            raise IndexError(f"frame {index} is outside the {self._length} frames OpenCV decodes from {self.path}")
+        self._position += 1
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        # A capture of its own: iterating never disturbs the random-access reader.
+        capture = self._capture()
+        try:
+            count = 0
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                count += 1
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            self._length = count  # a full pass is an exact count for free
+        finally:
+            capture.release()
+
+    def close(self) -> None:
+        """Release the random-access decoder (it is re-opened on demand)."""
+        if self._reader is not None:
+            self._reader.release()
+            self._reader = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _check_frame(frame: np.ndarray, index: int) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame {index} must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+    return frame
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fps: float = 10.0) -> None:
+    """Encode (H, W, 3) uint8 RGB frames as an MPEG-4 Part 2 ('mp4v') .mp4, atomically.
+
+    All frames must share one size, with even width and height: the encoder silently crops odd sizes, which would
+    shift every (x, y) annotation made on the original frames. The file is written under a temporary ``.mp4`` name in
+    the same folder (OpenCV picks the container from the suffix) and renamed over ``path`` when complete.
+    """
+    target = Path(path)
+    if target.suffix.lower() != ".mp4":
+        raise ValueError(f"write_video writes .mp4 files, got {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".mp4", dir=target.parent)
+    os.close(descriptor)
+    writer = None
+    try:
+        size = None
+        for index, frame in enumerate(frames):
+            frame = _check_frame(frame, index)
+            if writer is None:
+                size = (frame.shape[1], frame.shape[0])
+                if size[0] % 2 or size[1] % 2:
+                    raise ValueError(f"mp4v needs even frame sizes, got {size[0]}x{size[1]}")
+                writer = cv2.VideoWriter(temporary, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
+                if not writer.isOpened():
+                    raise OSError(f"OpenCV cannot open an mp4v writer for {target}")
+            elif (frame.shape[1], frame.shape[0]) != size:
+                raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, the first is "
+                                 f"{size[0]}x{size[1]}")
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        if writer is None:
+            raise ValueError(f"no frames to write to {target}")
+        writer.release()
+        os.replace(temporary, target)
+    except BaseException:
+        if writer is not None:
+            writer.release()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_frames(folder: str | os.PathLike, frames: Iterable[np.ndarray], *, names: Sequence[str] | None = None,
+                 extension: str = ".jpg", quality: int = 95, name_format: str = "{:06d}") -> list[Path]:
+    """Write (H, W, 3) uint8 RGB frames as ``<folder>/<name><extension>``, streamed, each file atomically.
+
+    Args:
+        names: file stems, one per frame; default ``name_format.format(i)``: ``f"{i:06d}"`` is the Point-VOS frame
+            id of frame ``i``, DAVIS uses ``"{:05d}"``.
+        extension: ".jpg"/".jpeg" (JPEG at ``quality``) or ".png" (lossless).
+
+    Returns:
+        The written paths, in frame order.
+    """
+    extension = extension.lower()
+    if extension not in FRAME_SUFFIXES:
+        raise ValueError(f"extension must be one of {FRAME_SUFFIXES}, got {extension!r}")
+    options = {"format": "PNG"} if extension == ".png" else {"format": "JPEG", "quality": quality}
+    folder = Path(folder)
+    paths = []
+    for index, frame in enumerate(frames):
+        if names is not None and index >= len(names):
+            raise ValueError(f"more frames than the {len(names)} names given")
+        name = name_format.format(index) if names is None else names[index]
+        image = Image.fromarray(_check_frame(frame, index), mode="RGB")
+        with atomic_write(folder / f"{name}{extension}", "wb") as handle:
+            image.save(handle, **options)
+        paths.append(folder / f"{name}{extension}")
+    if names is not None and len(paths) != len(names):
+        raise ValueError(f"{len(names)} names given for {len(paths)} frames")
+    return paths
