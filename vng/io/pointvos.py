@@ -22,7 +22,7 @@ from vng.io.common import (FormatError, Location, ReadReport, atomic_write, iter
 from vng.types import FramePoints, ObjectAnnotation, PointLabel, Points, VideoRef, frame_id, parse_frame_id
 
 __all__ = ["STATUS_TO_LABEL", "LABEL_TO_STATUS", "read_pv_annotations", "write_pv_annotations", "pv_record",
-           "pv_video_path"]
+           "pv_video_path", "pseudo_mask_path"]
 
 STATUS_TO_LABEL = {"ACCEPTED": PointLabel.FOREGROUND, "REJECTED": PointLabel.BACKGROUND,
                    "AMBIGUOUS": PointLabel.AMBIGUOUS}
@@ -32,6 +32,12 @@ LABEL_TO_STATUS = {int(label): status for status, label in STATUS_TO_LABEL.items
 def pv_video_path(root: str | os.PathLike, dataset: str, split: str, video_name: str) -> Path:
     """Where the release expects a video: ``<root>/<Dataset>/videos/<split>/<video_name>.mp4``."""
     return Path(root) / dataset / "videos" / split / f"{video_name}.mp4"
+
+
+def pseudo_mask_path(root: str | os.PathLike, dataset: str, split: str, object_id: str, frame_index: int) -> Path:
+    """Where an Oops-VNG / Kinetics-VNG pseudo-mask lives: ``<root>/<Dataset>/pseudo_masks/<split>/<object_id>/<frame_id>.png``
+    (palette PNG, 0 background, 1 object; this library's layout — the release ships no pseudo-masks)."""
+    return Path(root) / dataset / "pseudo_masks" / split / object_id / f"{frame_id(frame_index)}.png"
 
 
 def _parse_record(location: Location, object_id: str, raw, videos: Mapping[str, VideoRef] | None) -> ObjectAnnotation:
