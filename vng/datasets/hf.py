@@ -48,8 +48,8 @@ import yaml
 from datasets import Features, Image, List, Value
 
 from vng.io.common import FormatError, Location
-from vng.io.pointvos import pseudo_mask_path, pv_video_path, read_pv_annotations
-from vng.io.video import Video
+from vng.io.pointvos import pseudo_mask_path, pv_annotation_path, pv_video_path, read_pv_annotations
+from vng.io.video import read_frames
 from vng.types import FramePoints, ObjectAnnotation, Points, frame_id
 
 __all__ = ["SPLITS", "point_vos_features", "vng_features", "convert_point_vos", "convert_vng",
@@ -94,16 +94,6 @@ def vng_features(*, embed_images: bool = False) -> Features:
     return _features(pseudo_masks=True, embed_images=embed_images)
 
 
-def _split_file(root: Path, dataset: str, split: str) -> Path:
-    candidates = [root / dataset / f"{split}{suffix}" for suffix in (".json", ".jsonl")]
-    found = [path for path in candidates if path.is_file()]
-    if not found:
-        raise FileNotFoundError(f"no annotation file for split {split!r}: expected {candidates[0]} or {candidates[1]}")
-    if len(found) > 1:
-        raise ValueError(f"split {split!r} has two annotation files, {found[0]} and {found[1]}: keep one")
-    return found[0]
-
-
 def _present_splits(root: Path, dataset: str) -> list[str]:
     splits = [split for split in SPLITS if any((root / dataset / f"{split}{suffix}").is_file()
                                                for suffix in (".json", ".jsonl"))]
@@ -112,22 +102,11 @@ def _present_splits(root: Path, dataset: str) -> list[str]:
     return splits
 
 
-def _read_frames(path: Path, indices: Sequence[int], location: Location) -> dict[int, np.ndarray]:
-    """RGB frames at 0-based decode-order ``indices`` (the release's frame ids), read forward through the video."""
-    if not path.is_file():
-        raise FormatError(f"video not found: {path}", location, "video_name")
-    video = Video.open(path, exact_length=False)
-    try:
-        return {index: video[index] for index in sorted(set(indices))}
-    except IndexError as error:
-        raise FormatError(f"frame does not exist: {error}", location, "annotated_points") from None
-
-
 def _row(obj: ObjectAnnotation, root: Path, dataset: str, split: str, *, pseudo_masks: bool, embed_images: bool,
          image_format: str) -> dict:
     video = pv_video_path(root, dataset, split, obj.video_name)
     location = Location(str(video), record=obj.object_id)
-    decoded = _read_frames(video, obj.frame_indices, location) if embed_images else {}
+    decoded = read_frames(video, obj.frame_indices, location) if embed_images else {}
     frames = []
     for frame in obj.frames:
         points = frame.points
@@ -220,7 +199,7 @@ def _convert(root: str | os.PathLike, out_dir: str | os.PathLike, *, dataset: st
     if out_dir.resolve() in (root.resolve(), *root.resolve().parents):
         raise ValueError(f"out_dir {out_dir} contains the source root {root}: replacing it would delete the source")
     splits = list(splits) if splits is not None else _present_splits(root, dataset)
-    split_files = {split: _split_file(root, dataset, split) for split in splits}  # fail before any work
+    split_files = {split: pv_annotation_path(root, dataset, split) for split in splits}  # fail before any work
     features = _features(pseudo_masks=pseudo_masks, embed_images=embed_images)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
@@ -325,7 +304,7 @@ def _load(path: str | os.PathLike, *, split: str, dataset: str, cache_dir: str |
     if _is_converted(path):
         return datasets.load_dataset(str(path), split=split, cache_dir=None if cache_dir is None else str(cache_dir))
     try:
-        split_file = _split_file(path, dataset, split)
+        split_file = pv_annotation_path(path, dataset, split)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} is neither a converted dataset (README.md with configs, data/*.parquet) nor "
                                 f"a Point-VOS root with {dataset}/{split}.json or {dataset}/{split}.jsonl") from None

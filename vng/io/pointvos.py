@@ -22,7 +22,7 @@ from vng.io.common import (FormatError, Location, ReadReport, atomic_write, iter
 from vng.types import FramePoints, ObjectAnnotation, PointLabel, Points, VideoRef, frame_id, parse_frame_id
 
 __all__ = ["STATUS_TO_LABEL", "LABEL_TO_STATUS", "read_pv_annotations", "write_pv_annotations", "pv_record",
-           "pv_video_path", "pseudo_mask_path"]
+           "pv_video_path", "pv_annotation_path", "pseudo_mask_path"]
 
 STATUS_TO_LABEL = {"ACCEPTED": PointLabel.FOREGROUND, "REJECTED": PointLabel.BACKGROUND,
                    "AMBIGUOUS": PointLabel.AMBIGUOUS}
@@ -32,6 +32,17 @@ LABEL_TO_STATUS = {int(label): status for status, label in STATUS_TO_LABEL.items
 def pv_video_path(root: str | os.PathLike, dataset: str, split: str, video_name: str) -> Path:
     """Where the release expects a video: ``<root>/<Dataset>/videos/<split>/<video_name>.mp4``."""
     return Path(root) / dataset / "videos" / split / f"{video_name}.mp4"
+
+
+def pv_annotation_path(root: str | os.PathLike, dataset: str, split: str) -> Path:
+    """The annotation file of a split: ``<root>/<Dataset>/<split>.json`` (PV-Oops) or ``.jsonl`` (PV-Kinetics)."""
+    candidates = [Path(root) / dataset / f"{split}{suffix}" for suffix in (".json", ".jsonl")]
+    found = [path for path in candidates if path.is_file()]
+    if not found:
+        raise FileNotFoundError(f"no annotation file for split {split!r}: expected {candidates[0]} or {candidates[1]}")
+    if len(found) > 1:
+        raise ValueError(f"split {split!r} has two annotation files, {found[0]} and {found[1]}: keep one")
+    return found[0]
 
 
 def pseudo_mask_path(root: str | os.PathLike, dataset: str, split: str, object_id: str, frame_index: int) -> Path:

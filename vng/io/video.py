@@ -30,7 +30,7 @@ from PIL import Image
 from vng.io.common import FormatError, Location, atomic_write
 from vng.types import frame_id
 
-__all__ = ["Video", "FRAME_SUFFIXES", "list_frame_files", "write_video", "write_frames"]
+__all__ = ["Video", "FRAME_SUFFIXES", "list_frame_files", "read_frames", "write_video", "write_frames"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -336,3 +336,18 @@ def write_frames(folder: str | os.PathLike, frames: Iterable[np.ndarray], *, nam
     if names is not None and len(paths) != len(names):
         raise ValueError(f"{len(names)} names given for {len(paths)} frames")
     return paths
+
+
+def read_frames(path: str | os.PathLike, indices: Iterable[int], location: Location | None = None
+                ) -> dict[int, np.ndarray]:
+    """``{index: (H, W, 3) uint8 RGB}`` for the 0-based decode-order ``indices`` of a video file or frame folder,
+    read forward once. A missing video or a frame past the end raises a FormatError located at ``location``
+    (e.g. the annotation record that asked for it) or at the video."""
+    location = location or Location(str(path))
+    if not Path(path).exists():
+        raise FormatError(f"video not found: {path}", location, "video_name")
+    video = Video.open(path, exact_length=False)
+    try:
+        return {index: video[index] for index in sorted(set(indices))}
+    except IndexError as error:
+        raise FormatError(f"frame does not exist: {error}", location, "annotated_points") from None
