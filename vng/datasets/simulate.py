@@ -8,7 +8,7 @@ Two kinds of annotation come out, one record per object:
   ``num_background`` REJECTED points outside it (other objects count as background; DAVIS void pixels are never
   sampled). All points of a frame keep ``min_distance`` from each other (d = 20 px, Sec. 3.1), foreground and
   background included.
-- **reference** (any other split): the test-time initialisation, ``num_reference`` ACCEPTED points on the object's
+- **reference** (any other split): the test-time initialisation, ``num_foreground`` ACCEPTED points on the object's
   reference frame (DAVIS: frame 0; YouTube-VOS: the object's first annotated frame). The points are drawn one after
   another by random sequential adsorption, so **the k-point setting uses the first k points** and the settings are
   nested (1 ⊂ 2 ⊂ 5 ⊂ 10): more points never move the earlier ones, so the settings differ only in the number of
@@ -20,9 +20,10 @@ processed, nor in which order.
 
 Naming: the object id is ``f"{sequence}_{mask_id}"`` (the per-object row name of the DAVIS toolkit's
 per-sequence CSV), ``video_name`` the sequence, ``object_name`` the YouTube-VOS category or ``"object"``, the question
-empty. Frame indices are positions in the sequence's sorted frame folder (what :meth:`vng.io.video.Video.open` yields
-on the folder), so ``frame_id`` ``"000005"`` is the 6th image of the folder, whatever its file name. DAVIS-2016
-masks (0/255) are one object, mask id 1.
+empty, ``is_fg_candidate`` true for the foreground points (a simulated annotator proposes exactly those). Frame
+indices are positions in the sequence's sorted frame folder (what :meth:`vng.io.video.Video.open` yields on the
+folder), so ``frame_id`` ``"000005"`` is the 6th image of the folder, whatever its file name. DAVIS-2016 masks (0/255)
+are one object, mask id 1.
 """
 
 from __future__ import annotations
@@ -54,20 +55,23 @@ class SimulationConfig:
     """How many points where; the defaults are the paper's chosen setting (Sec. 3.1, Fig. 3)."""
 
     num_frames: int = 10  # training frames per object, evenly spaced: STCN saturates at 10 (Sec. 3.1, Fig. 3)
-    num_foreground: int = 10  # fg points per training frame: "10 points per object on 10 frames" (Sec. 3.1)
+    # fg points per training frame, "10 points per object on 10 frames" (Sec. 3.1); on the reference frame, the
+    # largest test-time setting: the 1/2/5/10-point settings use its first k points (Sec. 4.1)
+    num_foreground: int = 10
     # bg points per training frame: the paper does not say for PV-DAVIS/PV-YT; 10 matches the 10 background
     # candidates per frame of the annotation pipeline (Sec. 3.2).
     num_background: int = 10
-    num_reference: int = 10  # reference points: the largest test-time setting, 1/2/5/10 use prefixes (Sec. 4.1)
     min_distance: float = 20.0  # px between the points of a frame, d = 20 (Sec. 3.1)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "num_foreground", "num_background", "num_reference", "seed"):
+        for name in ("num_frames", "num_foreground", "num_background", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.num_frames == 0 or self.num_reference == 0:
-            raise ValueError("num_frames and num_reference must be >= 1")
+        if self.num_frames == 0 or self.num_foreground == 0:
+            raise ValueError("num_frames and num_foreground must be >= 1")
+        if self.min_distance < 0:
+            raise ValueError(f"min_distance must be >= 0, got {self.min_distance}")
 
 
 def object_rng(seed: int, sequence: str, mask_id: int) -> np.random.Generator:
@@ -124,16 +128,18 @@ def training_points(masks: Sequence[tuple[int, np.ndarray, np.ndarray]], *, conf
                                    exclude=foreground)
         labels = np.repeat(np.array([PointLabel.FOREGROUND, PointLabel.BACKGROUND], np.int8),
                            [len(foreground), len(background)])
-        frames.append(FramePoints(frame_index, Points(np.concatenate([foreground, background]), labels)))
+        points = Points(np.concatenate([foreground, background]), labels, labels == PointLabel.FOREGROUND)
+        frames.append(FramePoints(frame_index, points))
     return tuple(frames)
 
 
 def reference_frame_points(frame_index: int, mask: np.ndarray, *, config: SimulationConfig,
                            rng: np.random.Generator) -> tuple[FramePoints, ...]:
-    """The reference points of one object: ``config.num_reference`` foreground points of the (H, W) bool ``mask``
+    """The reference points of one object: ``config.num_foreground`` foreground points of the (H, W) bool ``mask``
     on ``frame_index``, in the order they were drawn (the k-point setting uses the first k)."""
-    xy = sample_points(mask, config.num_reference, min_distance=config.min_distance, rng=rng)
-    return (FramePoints(frame_index, Points(xy, np.full(len(xy), PointLabel.FOREGROUND, np.int8))),)
+    xy = sample_points(mask, config.num_foreground, min_distance=config.min_distance, rng=rng)
+    labels = np.full(len(xy), PointLabel.FOREGROUND, np.int8)
+    return (FramePoints(frame_index, Points(xy, labels, np.ones(len(xy), bool))),)
 
 
 def reference_points(obj: ObjectAnnotation, num_points: int) -> tuple[int, Points]:

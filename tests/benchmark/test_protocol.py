@@ -1,0 +1,155 @@
+"""The Point-VOS DAVIS protocol end to end on a tiny DAVIS-layout fixture: the oracle must score exactly 1.0."""
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from vng.baselines import FlowMethod, OracleMethod
+from vng.benchmark.protocol import merge_objects, run_point_benchmark
+from vng.cli import app
+from vng.datasets.simulate import SimulationConfig, simulate_davis
+from vng.io.davis import write_davis_sequence, write_davis_split
+from vng.io.masks import read_mask_png
+from vng.io.pointvos import write_pv_annotations
+from vng.types import FramePoints, ObjectAnnotation, Points
+
+WIDTH, HEIGHT, FRAMES, SIZE = 64, 48, 6, 20
+
+
+def moving_squares(starts, steps):
+    """(T, H, W) uint8 labels: square i (id i + 1) from ``starts[i]`` moving ``steps[i]`` px right per frame."""
+    labels = np.zeros((FRAMES, HEIGHT, WIDTH), np.uint8)
+    for t in range(FRAMES):
+        for i, ((x, y), step) in enumerate(zip(starts, steps)):
+            labels[t, y:y + SIZE, x + step * t:x + step * t + SIZE] = i + 1
+    return labels
+
+
+def render(labels):
+    """Smooth grey background, each object a smooth-textured colour that moves with it."""
+    rng = np.random.default_rng(5)
+    background = cv2.GaussianBlur(rng.uniform(40, 160, (HEIGHT, WIDTH)), (0, 0), 2)
+    texture = cv2.GaussianBlur(rng.uniform(0, 120, (SIZE, SIZE)), (0, 0), 1.5)
+    colours = {1: (130, 20, 20), 2: (20, 20, 130)}
+    frames = []
+    for label in labels:
+        frame = np.repeat(background[..., None], 3, axis=2)
+        for object_id, colour in colours.items():
+            ys, xs = np.nonzero(label == object_id)
+            if len(ys):
+                shade = texture[ys - ys.min(), xs - xs.min()]
+                frame[ys, xs] = np.stack([c + shade / (1 if c > 100 else 4) for c in colour], axis=-1)
+        frames.append(frame.astype(np.uint8))
+    return frames
+
+
+@pytest.fixture
+def davis(tmp_path):
+    """(root, points file, annotations): "alpha" with one square, "beta" with two, reference points d = 5."""
+    root = tmp_path / "davis"
+    scenes = {"alpha": moving_squares([(4, 14)], [3]), "beta": moving_squares([(2, 2), (40, 26)], [2, -2])}
+    for name, labels in scenes.items():
+        write_davis_sequence(root, name, render(labels), labels)
+    write_davis_split(root, list(scenes), year="2017", split="val")
+    annotations = simulate_davis(root, split="val", config=SimulationConfig(min_distance=5))
+    points = tmp_path / "pv_val.json"
+    write_pv_annotations(points, annotations)
+    return root, points, annotations
+
+
+def read_summary(path):
+    with open(path, newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_oracle_scores_one_through_the_cli(davis, tmp_path):
+    root, points, _ = davis
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(app, ["benchmark", "--method", "oracle", "--dataset", "davis", "--root", str(root),
+                                      "--points", str(points), "--out", str(out), "--processes", "1"])
+    assert result.exit_code == 0, result.output
+    assert "oracle  100.0" in result.output
+    rows = read_summary(out / "summary.csv")
+    assert rows[0] == ["points", "J&F", "J", "F"]
+    assert [row[0] for row in rows[1:]] == ["1", "2", "5", "10", "mean"]
+    assert all(value == "1.000000" for row in rows[1:] for value in row[1:])
+    with Image.open(out / "jf_vs_points.png") as plot:
+        assert plot.format == "PNG" and plot.size[0] > 100
+    for k in (1, 2, 5, 10):
+        assert (out / f"{k}-points" / "global_results-val.csv").is_file()
+        assert (out / f"{k}-points" / "per-sequence_results-val.csv").is_file()
+        beta = read_mask_png(out / f"{k}-points" / "beta" / "00003.png")
+        assert set(np.unique(beta)) == {0, 1, 2}  # object ids as palette indices
+        assert sorted(p.name for p in (out / f"{k}-points" / "alpha").iterdir()) == [f"{t:05d}.png"
+                                                                                   for t in range(FRAMES)]
+
+
+def test_worker_processes_give_the_same_predictions(davis, tmp_path):
+    root, _, annotations = davis
+    for processes in (1, 2):
+        run_point_benchmark(FlowMethod(), annotations, root=root, out=tmp_path / str(processes), settings=(2,),
+                            processes=processes, progress=False)
+    for sequence, frames in (("alpha", FRAMES), ("beta", FRAMES)):
+        for t in range(frames):
+            name = f"2-points/{sequence}/{t:05d}.png"
+            np.testing.assert_array_equal(read_mask_png(tmp_path / "1" / name), read_mask_png(tmp_path / "2" / name))
+
+
+def test_flow_baseline_end_to_end(davis, tmp_path):
+    root, _, annotations = davis
+    result = run_point_benchmark(FlowMethod(), annotations, root=root, out=tmp_path / "flow", settings=(1, 5),
+                                 processes=1, progress=False)
+    assert result.method == "flow" and [s.num_points for s in result.settings] == [1, 5]
+    assert all(s.j_and_f > 0.5 for s in result.settings), result.format_table()
+    assert result.j_and_f == pytest.approx(np.mean([s.j_and_f for s in result.settings]))
+    assert result.summary_csv.is_file() and result.plot.is_file()
+
+
+def test_reference_frame_after_zero_scores_only_later_frames(davis, tmp_path):
+    root, _, annotations = davis
+    alpha = next(o for o in annotations if o.object_id == "alpha_1")
+    moved = ObjectAnnotation("alpha_1", "alpha", "object", "", "",
+                             (FramePoints(2, Points([[4 + 3 * 2 + 10, 24]], [1])),))
+    result = run_point_benchmark(OracleMethod(), [moved], root=root, out=tmp_path / "late", settings=(1,),
+                                 sequences=["alpha"], processes=1, progress=False)
+    (scores,) = result.settings[0].scores.objects
+    assert scores.frames == (3, 4)  # after the reference frame 2, last frame excluded
+    assert result.j_and_f == 1.0
+    assert len(list((tmp_path / "late" / "1-points" / "alpha").iterdir())) == FRAMES  # backward pass: all frames
+    assert alpha.frame_indices == [0]
+
+
+def test_missing_points_are_errors(davis, tmp_path):
+    root, _, annotations = davis
+    with pytest.raises(ValueError, match="no reference points for sequences"):
+        run_point_benchmark(OracleMethod(), annotations, root=root, out=tmp_path / "x", sequences=["gamma"],
+                            processes=1, progress=False)
+    without_beta_2 = [o for o in annotations if o.object_id != "beta_2"]
+    with pytest.raises(ValueError, match="beta_2"):
+        run_point_benchmark(OracleMethod(), without_beta_2, root=root, out=tmp_path / "y", settings=(1,),
+                            processes=1, progress=False)
+
+
+def test_merge_objects_smallest_wins():
+    big, small = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    big[:3, :3] = True
+    small[2:, 2:] = True
+    labels = merge_objects({1: small, 2: big}, (4, 4))
+    assert labels[2, 2] == 1 and labels[0, 0] == 2 and labels[3, 3] == 1 and labels.dtype == np.uint8
+
+
+def test_cli_benchmark_help_and_bad_input(davis, tmp_path):
+    result = CliRunner().invoke(app, ["benchmark", "--help"])
+    assert result.exit_code == 0
+    for option in ("--method", "--dataset", "--root", "--points", "--out", "--settings", "--sequences"):
+        assert option in result.output
+    root, points, _ = davis
+    common = ["--root", str(root), "--points", str(points), "--out", str(tmp_path / "z")]
+    bad = CliRunner().invoke(app, ["benchmark", "--method", "sam", *common])
+    assert bad.exit_code == 2 and "oracle, flow" in bad.output
+    bad = CliRunner().invoke(app, ["benchmark", "--method", "oracle", "--settings", "1,x", *common])
+    assert bad.exit_code == 2 and "integers" in bad.output

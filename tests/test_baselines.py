@@ -1,0 +1,150 @@
+"""The reference methods: the oracle returns the ground truth, the flow baseline segments and tracks a moving square."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vng.baselines import (METHODS, FlowConfig, FlowMethod, OracleMethod, grabcut_from_points, ground_truth_folder,
+                           warp_mask)
+from vng.io.davis import write_davis_sequence
+from vng.io.video import Video
+from vng.types import Points
+
+WIDTH, HEIGHT, FRAMES, SIZE, STEP = 64, 48, 6, 20, 3
+
+
+def square_labels(value=1):
+    """(T, H, W) uint8: a 20x20 square moving 3 px right per frame."""
+    labels = np.zeros((FRAMES, HEIGHT, WIDTH), np.uint8)
+    for t in range(FRAMES):
+        labels[t, 14:14 + SIZE, 6 + STEP * t:6 + STEP * t + SIZE] = value
+    return labels
+
+
+def textured_frames(labels):
+    """A fixed smooth grey background and a red square with its own smooth texture that moves with it (smooth
+    textures: optical flow needs gradients, not per-pixel noise)."""
+    rng = np.random.default_rng(3)
+    background = cv2.GaussianBlur(rng.uniform(40, 160, (HEIGHT, WIDTH)), (0, 0), 2)
+    texture = cv2.GaussianBlur(rng.uniform(0, 120, (SIZE, SIZE)), (0, 0), 1.5)
+    frames = []
+    for label in labels:
+        frame = np.repeat(background[..., None], 3, axis=2)
+        ys, xs = np.nonzero(label)
+        shade = texture[ys - ys.min(), xs - xs.min()]
+        frame[ys, xs] = np.stack([130 + shade, 20 + shade / 4, 20 + shade / 4], axis=-1)
+        frames.append(frame.astype(np.uint8))
+    return frames
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+@pytest.fixture
+def sequence(tmp_path):
+    """(frame folder, (T, H, W) labels) of one DAVIS-layout sequence, annotations 0/255 like DAVIS-2016."""
+    labels = square_labels(255)
+    write_davis_sequence(tmp_path, "square", textured_frames(labels), labels)
+    return tmp_path / "JPEGImages" / "480p" / "square", labels != 0
+
+
+def centre_points(mask, count):
+    ys, xs = np.nonzero(mask)
+    picks = np.linspace(0, len(xs) - 1, count + 2)[1:-1].astype(int)
+    return Points(np.stack([xs[picks], ys[picks]], 1), np.ones(count, np.int8))
+
+
+def test_methods_mapping_builds_methods():
+    assert set(METHODS) == {"oracle", "flow"}
+    for name, factory in METHODS.items():
+        method = factory()
+        assert method.name == name and callable(method.start)
+
+
+def test_ground_truth_folder():
+    assert ground_truth_folder(Path("/d/JPEGImages/480p/dog")) == Path("/d/Annotations/480p/dog")
+    assert ground_truth_folder(Path("/y/valid/JPEGImages/vid")) == Path("/y/valid/Annotations/vid")
+    with pytest.raises(ValueError):
+        ground_truth_folder(Path("/videos/dog"))
+
+
+def test_oracle_returns_the_object_under_the_points(sequence):
+    frames, masks = sequence
+    session = OracleMethod().start(Video.open(frames))
+    session.add_points(0, 7, centre_points(masks[0], 1))  # any object id: the label comes from under the points
+    out = list(session.propagate())
+    assert [t for t, _ in out] == list(range(FRAMES))
+    for t, predicted in out:
+        assert set(predicted) == {7}
+        np.testing.assert_array_equal(predicted[7], masks[t])
+
+
+def test_oracle_reverse_from_a_later_frame(sequence):
+    frames, masks = sequence
+    session = OracleMethod().start(Video.open(frames))
+    session.add_mask(3, 1, masks[3])
+    assert [t for t, _ in session.propagate(reverse=True)] == [3, 2, 1, 0]
+    assert [t for t, _ in session.propagate()] == [3, 4, 5]
+
+
+def test_session_checks_its_prompts(sequence):
+    frames, masks = sequence
+    session = FlowMethod().start(Video.open(frames))
+    with pytest.raises(ValueError, match="before propagating"):
+        next(session.propagate())
+    with pytest.raises(IndexError):
+        session.add_points(FRAMES, 1, centre_points(masks[0], 1))
+    with pytest.raises(ValueError, match="palette"):
+        session.add_points(0, 0, centre_points(masks[0], 1))
+    with pytest.raises(ValueError, match="foreground"):
+        session.add_points(0, 1, Points([[5, 5]], [0]))
+    with pytest.raises(ValueError, match="the video is"):
+        session.add_mask(0, 1, np.zeros((4, 4), bool))
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_grabcut_grows_points_into_the_square(sequence, count):
+    frames, masks = sequence
+    image = Video.open(frames)[0]
+    mask = grabcut_from_points(image, centre_points(masks[0], count))
+    assert mask.shape == masks[0].shape and mask.dtype == bool
+    assert iou(mask, masks[0]) > 0.7
+    assert np.array_equal(mask, grabcut_from_points(image, centre_points(masks[0], count)))  # reproducible
+
+
+def test_warp_mask_follows_a_constant_flow():
+    mask = np.zeros((20, 30), bool)
+    mask[5:10, 5:10] = True
+    flow = np.zeros((20, 30, 2), np.float32)
+    flow[..., 0] = -3  # every pixel of the current frame was 3 px further left in the previous frame
+    np.testing.assert_array_equal(warp_mask(mask, flow), np.roll(mask, 3, axis=1))
+
+
+# DIS underestimates the 3 px steps on a frame this small; plain warping drifts, GrabCut refinement holds on.
+@pytest.mark.parametrize("refine, least_iou", [(True, 0.9), (False, 0.5)])
+def test_flow_tracks_the_moving_square(sequence, refine, least_iou):
+    frames, masks = sequence
+    session = FlowMethod(FlowConfig(refine=refine)).start(Video.open(frames))
+    session.add_points(0, 1, centre_points(masks[0], 5))
+    predicted = dict(session.propagate())
+    assert sorted(predicted) == list(range(FRAMES))
+    assert min(iou(predicted[t][1], masks[t]) for t in range(FRAMES)) > least_iou
+
+
+def test_flow_in_reverse(sequence):
+    frames, masks = sequence
+    session = FlowMethod().start(Video.open(frames))
+    session.add_points(FRAMES - 1, 1, centre_points(masks[-1], 5))
+    predicted = dict(session.propagate(reverse=True))
+    assert sorted(predicted) == list(range(FRAMES))
+    assert iou(predicted[0][1], masks[0]) > 0.6
+
+
+def test_flow_config_is_checked():
+    with pytest.raises(ValueError, match="fraction"):
+        FlowConfig(seed_radius=2.0)
+    with pytest.raises(ValueError):
+        FlowConfig(grabcut_iterations=0)
