@@ -8,9 +8,14 @@
   GrabCut round in a band around the warped mask's edge under the object's colour models learnt on the prompted
   frame (frozen: re-learning them every frame lets the mask drift into the background). No learning, no model files.
   DAVIS-2016 val, J&F 1/2/5/10 points: 25.7 / 30.2 / 35.1 / 42.8; without refinement 10 points give 32.8.
+- ``point_stcn`` (:class:`PointSTCNMethod`): Point-STCN, or STCN trained on pseudo-masks (Point-VOS, Sec. 4), from
+  a checkpoint (a folder of ``STCN.save_pretrained`` or an official STCN ``.pth``) through
+  :class:`vng.inference.VideoSegmenter`. It needs that checkpoint, so it is not in :data:`METHODS` (whose entries
+  build with no arguments): ``run_point_benchmark(PointSTCNMethod("ckpt/point_stcn"), ...)``.
 
-GrabCut seeding from points (lengths are fractions of the frame's shorter side, so they mean the same at any
-resolution; the pixel values below are at 480p). The paper gives no recipe; these are this baseline's choices:
+The flow baseline's GrabCut seeding from points (lengths are fractions of the frame's shorter side, so they mean
+the same at any resolution; the pixel values below are at 480p). The paper gives no recipe; these are this
+baseline's choices:
 
 - *definite foreground*: a disk of radius ``seed_radius`` (7 px) around every foreground point; *definite
   background*: the same around every background point;
@@ -37,6 +42,7 @@ Overlapping objects are not resolved here: every object's mask is its own; the b
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -44,13 +50,13 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from vng.inference import Method, SegmentationSession
+from vng.inference import Method, SegmentationSession, SegmenterConfig, VideoSegmenter
 from vng.io.masks import read_mask_png
 from vng.io.video import Video
 from vng.types import Points
 
-__all__ = ["OracleMethod", "FlowConfig", "FlowMethod", "grabcut_from_points", "warp_mask", "ground_truth_folder",
-           "METHODS"]
+__all__ = ["OracleMethod", "FlowConfig", "FlowMethod", "PointSTCNMethod", "grabcut_from_points", "warp_mask",
+           "ground_truth_folder", "METHODS"]
 
 Prompt = Points | np.ndarray  # points, or an (H, W) bool mask
 
@@ -375,6 +381,31 @@ class FlowMethod:
 
     def start(self, video: Video) -> SegmentationSession:
         return _FlowSession(video, self.config)
+
+
+# --- Point-STCN --------------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=2)
+def _load_stcn(checkpoint: str, device: str):
+    """One model per checkpoint and device per process (benchmark workers each load their own)."""
+    from vng.models.stcn import load_stcn
+
+    return load_stcn(checkpoint, device=device).eval()
+
+
+@dataclass(frozen=True)
+class PointSTCNMethod:
+    """STCN / Point-STCN from a checkpoint (module docstring); the model is loaded on first use, once per process,
+    so the method pickles to benchmark workers as a path."""
+
+    checkpoint: str | Path
+    config: SegmenterConfig = field(default_factory=SegmenterConfig)
+    device: str = "cpu"
+    name: str = "point_stcn"
+
+    def start(self, video: Video) -> SegmentationSession:
+        model = _load_stcn(str(Path(self.checkpoint).resolve()), self.device)
+        return VideoSegmenter(model, video, config=self.config)
 
 
 # The methods the CLI offers, by name: each builds with no arguments.

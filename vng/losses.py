@@ -9,6 +9,8 @@ Boxes are ``(cx, cy, w, h)`` normalised by the real (unpadded) frame size, or ``
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -109,3 +111,118 @@ def giou_loss(boxes: Tensor, targets: Tensor) -> Tensor:
         (N,) float in [0, 2].
     """
     return 1 - torch.diag(generalized_box_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(targets)))
+
+
+# --- STCN / Point-STCN (Point-VOS, Sec. 4) ----------------------------------------------------------------------------
+# Segmentation logits are (B, C, H, W) over C = O + 1 classes (0 = background): the soft-aggregated log-odds of
+# :class:`vng.models.stcn.STCN`, on which STCN computes its cross-entropy.
+
+__all__ += ["sample_at_points", "point_cross_entropy", "huberised_cross_entropy", "bootstrapped_cross_entropy"]
+
+
+def sample_at_points(maps: Tensor, xy: Tensor) -> Tensor:
+    """Bilinear samples of maps at points given in pixels (Cutie's ``point_sample``, in pixel units).
+
+    Pixel (x, y) is the centre of the pixel in column x, row y: x maps to ``(2x + 1) / W - 1`` in ``grid_sample``'s
+    [-1, 1] range with ``align_corners=False``, so an integer point reads its pixel's value (up to rounding). Points
+    outside the map read zeros (``padding_mode="zeros"``).
+
+    Args:
+        maps: (B, C, H, W) float.
+        xy: (B, N, 2) float (x, y) pixels of ``maps``.
+
+    Returns:
+        (B, C, N) float.
+    """
+    height, width = maps.shape[-2:]
+    scale = xy.new_tensor([2.0 / width, 2.0 / height])
+    grid = (xy.to(scale.dtype) * scale + scale / 2 - 1).unsqueeze(2)  # (B, N, 1, 2): (2x + 1) / W - 1
+    return F.grid_sample(maps, grid.to(maps.dtype), mode="bilinear", align_corners=False).squeeze(3)
+
+
+def point_cross_entropy(logits: Tensor, xy: Tensor, object_index: Tensor, labels: Tensor, *,
+                        reduction: str = "mean") -> Tensor:
+    """Point-STCN's loss: cross-entropy only at the annotated points.
+
+    The class logits are sampled at each point (:func:`sample_at_points`) and soft-maxed over the C classes. A
+    foreground point of object o costs ``-log p_o``. A background point of object o only says "not o" (with several
+    objects it may lie on another one), so it costs ``-log(1 - p_o)``; with one object that is exactly the
+    cross-entropy against the background class. Ambiguous points (label -1, also usable as padding) cost nothing.
+
+    Args:
+        logits: (B, C, H, W) float class logits (class 0 background, class o object o).
+        xy: (B, N, 2) float (x, y) pixels of ``logits``.
+        object_index: (B, N) int64 in [1, C - 1], the class of the object each point was annotated for.
+        labels: (B, N) int, 1 foreground, 0 background, -1 ambiguous (ignored).
+        reduction: ``"mean"`` over the non-ambiguous points (0 when there are none, with a gradient of 0), or
+            ``"none"``.
+
+    Returns:
+        A scalar, or (B, N) float with 0 at ignored points.
+    """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    log_probs = torch.log_softmax(sample_at_points(logits, xy).float(), dim=1)  # (B, C, N)
+    index = object_index.clamp(0, logits.shape[1] - 1).unsqueeze(1)
+    log_p = log_probs.gather(1, index).squeeze(1)  # log p_o
+    # log(1 - p_o) = logsumexp over the classes other than o (stable when p_o -> 1)
+    log_not_p = log_probs.scatter(1, index, float("-inf")).logsumexp(1)
+    loss = torch.where(labels == 1, -log_p, -log_not_p)
+    valid = labels >= 0
+    loss = torch.where(valid, loss, torch.zeros_like(loss))
+    if reduction == "none":
+        return loss
+    return loss.sum() / valid.sum().clamp(min=1)
+
+
+def huberised_cross_entropy(logits: Tensor, target: Tensor, *, tau: float = 10.0, reduction: str = "mean") -> Tensor:
+    """Partially Huberised cross-entropy (Menon et al., ICLR 2020), robust to wrong labels in pseudo-masks
+    (Point-VOS, Sec. 4: STCN trained on pseudo-masks uses it in place of the bootstrapped CE).
+
+    For the target class's probability p: ``-tau p + log(tau) + 1`` when ``p <= 1 / tau``, else ``-log p``. Both
+    pieces equal ``log(tau)`` at ``p = 1 / tau`` with slope ``-tau``, so the loss is continuously differentiable; the
+    gradient is bounded where the model confidently disagrees with the label (a likely pseudo-mask error).
+
+    Args:
+        logits: (B, C, H, W) float class logits.
+        target: (B, H, W) int64 class per pixel.
+        tau: > 1; larger is closer to plain cross-entropy (``tau = 10``: our default, the paper does not give it).
+        reduction: ``"mean"`` or ``"none"``.
+
+    Returns:
+        A scalar, or (B, H, W) float.
+    """
+    if tau <= 1:
+        raise ValueError(f"tau must be > 1, got {tau}")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    log_p = torch.log_softmax(logits.float(), dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
+    p = log_p.exp()
+    loss = torch.where(p <= 1 / tau, -tau * p + math.log(tau) + 1, -log_p)
+    return loss.mean() if reduction == "mean" else loss
+
+
+def bootstrapped_cross_entropy(logits: Tensor, target: Tensor, iteration: int, *, start_warm: int = 20_000,
+                               end_warm: int = 70_000, top_p: float = 0.15) -> tuple[Tensor, float]:
+    """STCN's bootstrapped cross-entropy for dense masks (``model/losses.py``).
+
+    Plain cross-entropy before ``start_warm``; then the mean over the hardest fraction p of each sample's pixels,
+    p annealed linearly from 1 at ``start_warm`` to ``top_p`` at ``end_warm`` and ``top_p`` after. The mean over
+    samples of the per-sample means, as STCN's loop over the batch.
+
+    Args:
+        logits: (B, C, H, W) float class logits.
+        target: (B, H, W) int64 class per pixel.
+        iteration: the training iteration.
+
+    Returns:
+        The scalar loss and the fraction p used.
+    """
+    if iteration < start_warm:
+        return F.cross_entropy(logits.float(), target), 1.0
+    raw = F.cross_entropy(logits.float(), target, reduction="none").flatten(1)  # (B, H W)
+    if iteration > end_warm:
+        p = top_p
+    else:
+        p = top_p + (1 - top_p) * (end_warm - iteration) / (end_warm - start_warm)
+    return raw.topk(int(raw.shape[1] * p), dim=1, sorted=False).values.mean(), p

@@ -4,7 +4,8 @@
 """
 
 from vng.models.rf_vng import RFVNG, RFVNGConfig, RFVNGOutput
+from vng.models.stcn import STCN, STCNConfig
 
-__all__ = ["MODELS", "RFVNG", "RFVNGConfig", "RFVNGOutput"]
+__all__ = ["MODELS", "RFVNG", "RFVNGConfig", "RFVNGOutput", "STCN", "STCNConfig"]
 
-MODELS = {"rf_vng": RFVNG}
+MODELS = {"rf_vng": RFVNG, "stcn": STCN}
