@@ -50,59 +50,13 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from vng.inference import Method, SegmentationSession, SegmenterConfig, VideoSegmenter
+from vng.inference import Method, Prompt, PromptedSession, SegmentationSession, SegmenterConfig, VideoSegmenter
 from vng.io.masks import read_mask_png
 from vng.io.video import Video
 from vng.types import Points
 
 __all__ = ["OracleMethod", "FlowConfig", "FlowMethod", "PointSTCNMethod", "grabcut_from_points", "warp_mask",
            "ground_truth_folder", "METHODS"]
-
-Prompt = Points | np.ndarray  # points, or an (H, W) bool mask
-
-
-class _PromptedSession:
-    """Prompt bookkeeping and the propagation order shared by the sessions below."""
-
-    def __init__(self, video: Video):
-        self.video = video
-        self._num_frames = len(video)
-        self._prompts: dict[int, dict[int, Prompt]] = {}
-
-    @property
-    def object_ids(self) -> list[int]:
-        """The ids of the prompted objects, sorted."""
-        return sorted({object_id for prompts in self._prompts.values() for object_id in prompts})
-
-    def _check(self, frame_index: int, object_id: int) -> None:
-        if not 0 <= frame_index < self._num_frames:
-            raise IndexError(f"frame {frame_index} is outside the {self._num_frames} frames of {self.video.path}")
-        if not 1 <= object_id <= 255:
-            raise ValueError(f"object ids are palette indices in [1, 255], got {object_id}")
-
-    def add_points(self, frame_index: int, object_id: int, points: Points) -> None:
-        self._check(frame_index, object_id)
-        if len(points.foreground) == 0:
-            raise ValueError(f"object {object_id} on frame {frame_index}: no foreground point")
-        self._prompts.setdefault(frame_index, {})[object_id] = points
-
-    def add_mask(self, frame_index: int, object_id: int, mask: np.ndarray) -> None:
-        self._check(frame_index, object_id)
-        mask = np.asarray(mask, bool)
-        width, height = self.video.size
-        if mask.shape != (height, width):
-            raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, the video is {width}x{height}")
-        if not mask.any():
-            raise ValueError(f"object {object_id} on frame {frame_index}: empty mask")
-        self._prompts.setdefault(frame_index, {})[object_id] = mask
-
-    def _frame_order(self, reverse: bool) -> range:
-        if not self._prompts:
-            raise ValueError("add points or a mask before propagating")
-        if reverse:
-            return range(max(self._prompts), -1, -1)
-        return range(min(self._prompts), self._num_frames)
-
 
 # --- oracle --------------------------------------------------------------------------------------------------------
 
@@ -116,7 +70,7 @@ def ground_truth_folder(frames: Path) -> Path:
     return Path(*parts)
 
 
-class _OracleSession(_PromptedSession):
+class _OracleSession(PromptedSession):
     def __init__(self, video: Video, annotations: Path):
         super().__init__(video)
         self._annotations = annotations
@@ -320,7 +274,7 @@ def warp_mask(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return warped > 0.5
 
 
-class _FlowSession(_PromptedSession):
+class _FlowSession(PromptedSession):
     def __init__(self, video: Video, config: FlowConfig):
         super().__init__(video)
         self.config = config

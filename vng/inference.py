@@ -39,7 +39,8 @@ from vng.models.stcn import (STCN, STRIDE, KeyFeatures, MemoryBank, memory_reado
                              soft_aggregate)
 from vng.types import PointLabel, Points
 
-__all__ = ["SegmentationSession", "Method", "SegmenterConfig", "VideoSegmenter", "write_segmentation"]
+__all__ = ["SegmentationSession", "Method", "Prompt", "PromptedSession", "SegmenterConfig", "VideoSegmenter",
+           "write_segmentation"]
 
 
 class SegmentationSession(Protocol):
@@ -162,58 +163,14 @@ class _FrameGeometry:
 Prompt = Points | np.ndarray  # points, or an (H, W) bool mask
 
 
-@dataclass
-class _PassState:
-    """What one :meth:`VideoSegmenter.propagate` pass carries from frame to frame."""
+class PromptedSession:
+    """Prompt bookkeeping that every session shares: validated prompts per (frame, object) and the order of a
+    propagation pass (forward from the earliest prompted frame, backward from the latest)."""
 
-    banks: list[MemoryBank] = field(default_factory=list)  # one per group of objects prompted on one frame
-    active: list[int] = field(default_factory=list)  # objects met so far, in the order of the output channels
-    last_memory_frame: int | None = None
-
-
-class VideoSegmenter:
-    """STCN / Point-STCN on one video, behind the :class:`SegmentationSession` interface.
-
-    Prompts: :meth:`add_points` (Point-STCN: the reference frame's value is encoded from the points,
-    :func:`vng.models.stcn.point_reference`) or :meth:`add_mask` (STCN, e.g. from a pseudo-mask). :meth:`propagate`
-    streams the video frame by frame (one frame decoded at a time) forward from the earliest prompted frame, or
-    backward from the latest, with a fresh memory each pass:
-
-    - each frame is segmented from the memory: one :class:`~vng.models.stcn.MemoryBank` per group of objects
-      prompted on the same frame (their reference frame and the memory frames after it), read with top-k;
-      the objects' sigmoid probabilities are soft-aggregated and the argmax gives disjoint masks;
-    - on a prompted frame, mask prompts replace the prediction (and take their pixels from the other objects, as
-      STCN's YouTube-VOS inference does); points are encoded into the object's reference value and the object's
-      mask on that frame is read from that value itself; a re-prompted object leaves its old bank;
-    - a memory frame is added on every prompted frame and when ``memory_every`` frames passed since the last one
-      (never on the pass's last frame); each bank keeps at most ``max_memory_frames`` frames, its reference always
-      among them, so memory does not grow with the video.
-
-    The model runs on its own device, in eval mode (the session sets it); fp16 autocast and ``torch.compile``
-    (config) only on CUDA.
-    """
-
-    def __init__(self, model: STCN, video: Video, *, config: SegmenterConfig = SegmenterConfig()):
-        self.model = model.eval()
+    def __init__(self, video: Video):
         self.video = video
-        self.config = config
-        self.device = next(model.parameters()).device
-        width, height = video.size
-        self._geometry = _FrameGeometry.of(width, height, config.size)
         self._num_frames = len(video)
         self._prompts: dict[int, dict[int, Prompt]] = {}
-        self._state = _PassState()
-        on_cuda = self.device.type == "cuda"
-        compile_ = torch.compile if config.compile and on_cuda else (lambda function: function)
-        self._encode_key = compile_(model.encode_key)
-        self._encode_value = compile_(model.encode_value)
-        self._decode = compile_(model.decode)
-        if config.autocast and on_cuda:
-            self._autocast = lambda: torch.autocast("cuda", dtype=torch.float16)
-        else:
-            self._autocast = contextlib.nullcontext
-
-    # --- prompts ---------------------------------------------------------------------------------------------------
 
     @property
     def object_ids(self) -> list[int]:
@@ -265,6 +222,63 @@ class VideoSegmenter:
             raise ValueError(f"object {object_id} on frame {frame_index}: empty mask")
         self._prompts.setdefault(frame_index, {})[object_id] = mask
 
+    def _frame_order(self, reverse: bool) -> range:
+        if not self._prompts:
+            raise ValueError("add points or a mask before propagating")
+        if reverse:
+            return range(max(self._prompts), -1, -1)
+        return range(min(self._prompts), self._num_frames)
+
+
+@dataclass
+class _PassState:
+    """What one :meth:`VideoSegmenter.propagate` pass carries from frame to frame."""
+
+    banks: list[MemoryBank] = field(default_factory=list)  # one per group of objects prompted on one frame
+    active: list[int] = field(default_factory=list)  # objects met so far, in the order of the output channels
+    last_memory_frame: int | None = None
+
+
+class VideoSegmenter(PromptedSession):
+    """STCN / Point-STCN on one video, behind the :class:`SegmentationSession` interface.
+
+    Prompts: :meth:`add_points` (Point-STCN: the reference frame's value is encoded from the points,
+    :func:`vng.models.stcn.point_reference`) or :meth:`add_mask` (STCN, e.g. from a pseudo-mask). :meth:`propagate`
+    streams the video frame by frame (one frame decoded at a time) forward from the earliest prompted frame, or
+    backward from the latest, with a fresh memory each pass:
+
+    - each frame is segmented from the memory: one :class:`~vng.models.stcn.MemoryBank` per group of objects
+      prompted on the same frame (their reference frame and the memory frames after it), read with top-k;
+      the objects' sigmoid probabilities are soft-aggregated and the argmax gives disjoint masks;
+    - on a prompted frame, mask prompts replace the prediction (and take their pixels from the other objects, as
+      STCN's YouTube-VOS inference does); points are encoded into the object's reference value and the object's
+      mask on that frame is read from that value itself; a re-prompted object leaves its old bank;
+    - a memory frame is added on every prompted frame and when ``memory_every`` frames passed since the last one
+      (never on the pass's last frame); each bank keeps at most ``max_memory_frames`` frames, its reference always
+      among them, so memory does not grow with the video.
+
+    The model runs on its own device, in eval mode (the session sets it); fp16 autocast and ``torch.compile``
+    (config) only on CUDA.
+    """
+
+    def __init__(self, model: STCN, video: Video, *, config: SegmenterConfig = SegmenterConfig()):
+        super().__init__(video)
+        self.model = model.eval()
+        self.config = config
+        self.device = next(model.parameters()).device
+        width, height = video.size
+        self._geometry = _FrameGeometry.of(width, height, config.size)
+        self._state = _PassState()
+        on_cuda = self.device.type == "cuda"
+        compile_ = torch.compile if config.compile and on_cuda else (lambda function: function)
+        self._encode_key = compile_(model.encode_key)
+        self._encode_value = compile_(model.encode_value)
+        self._decode = compile_(model.decode)
+        if config.autocast and on_cuda:
+            self._autocast = lambda: torch.autocast("cuda", dtype=torch.float16)
+        else:
+            self._autocast = contextlib.nullcontext
+
     # --- memory, as seen from outside ------------------------------------------------------------------------------
 
     @property
@@ -297,9 +311,7 @@ class VideoSegmenter:
         return self._propagate(reverse, soft=True)
 
     def _propagate(self, reverse: bool, *, soft: bool) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
-        if not self._prompts:
-            raise ValueError("add points or a mask before propagating")
-        order = range(max(self._prompts), -1, -1) if reverse else range(min(self._prompts), self._num_frames)
+        order = self._frame_order(reverse)
         self._state = _PassState()
         return self._frames(order, soft=soft)
 

@@ -81,6 +81,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from vng.io.common import atomic_write, write_json
+from vng.models.config import JSONConfig
 from vng.losses import dice_loss, giou_loss, masks_to_boxes, sigmoid_focal_loss
 from vng.models.backbones import BACKBONES, build_backbone, efficientnet_lite0_weights_path
 from vng.models.deformable import (DeformableDecoderLayer, DeformableEncoder, DeformableEncoderLayer,
@@ -96,7 +97,7 @@ MASK_LOSSES = ("focal", "bce")
 
 
 @dataclass
-class RFVNGConfig:
+class RFVNGConfig(JSONConfig):
     """Everything that defines an RF-VNG model; ``RFVNG(config)`` builds it. Defaults are ReferFormer's (``opts.py``
     and its training scripts) unless a comment says otherwise. Presets: :meth:`tiny` (tests), :meth:`full`.
 
@@ -183,18 +184,6 @@ class RFVNGConfig:
             raise ValueError("controller_layers must be at least 2")
         if self.mask_loss not in MASK_LOSSES:
             raise ValueError(f"mask_loss must be one of {MASK_LOSSES}, got {self.mask_loss!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dictionary of all fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RFVNGConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise (a config from another model or version)."""
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown RFVNGConfig fields: {sorted(unknown)}")
-        return cls(**data)
 
     @classmethod
     def tiny(cls, **overrides: Any) -> RFVNGConfig:

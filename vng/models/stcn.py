@@ -48,7 +48,6 @@ strict); :func:`load_official_stcn` for an official ``.pth`` (a plain state dict
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from vng.io.common import atomic_write, write_json
+from vng.models.config import JSONConfig
 from vng.models.backbones import (EfficientNetLite0Backbone, TinyBackbone, efficientnet_lite0_weights_path,
                                   load_state_dict_file)
 
@@ -76,7 +76,7 @@ STRIDE = 16  # of keys and values; frames are padded to a multiple of it
 
 
 @dataclass
-class STCNConfig:
+class STCNConfig(JSONConfig):
     """Everything that defines an STCN; ``STCN(config)`` builds it. Defaults are the official network
     (``model/network.py``, ``model/modules.py``); presets :meth:`tiny` (tests) and :meth:`efficientnet_lite0`.
 
@@ -129,18 +129,6 @@ class STCNConfig:
             raise ValueError(f"cbam_reduction must be in [1, value_dim], got {self.cbam_reduction}")
         if not 0 < self.point_radius < 1:
             raise ValueError(f"point_radius is a fraction of the shorter side in (0, 1), got {self.point_radius}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dictionary of all fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> STCNConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise (a config of another model or version)."""
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown STCNConfig fields: {sorted(unknown)}")
-        return cls(**data)
 
     @classmethod
     def tiny(cls, **overrides: Any) -> STCNConfig:
