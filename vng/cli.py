@@ -321,7 +321,10 @@ def simulate_points(
 @app.command("benchmark")
 def benchmark(
     method: str = typer.Option(..., "--method", help="Segmentation method: oracle (ground truth; checks the "
-                               "protocol) or flow (GrabCut from the points + DIS optical flow)."),
+                               "protocol), flow (GrabCut from the points + DIS optical flow) or point-stcn "
+                               "(needs --checkpoint)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", exists=True, help="point-stcn: our checkpoint "
+                                           "folder or an official STCN .pth."),
     dataset: str = typer.Option("davis", "--dataset", help="davis (YouTube-VOS is scored by its server)."),
     root: Path = typer.Option(..., "--root", exists=True, file_okay=False, help="DAVIS root (JPEGImages, "
                               "Annotations)."),
@@ -336,13 +339,19 @@ def benchmark(
                                          "core; 1 runs inline)."),
 ) -> None:
     """Point-VOS benchmark (Sec. 4.1): segment from 1/2/5/10 reference points, J&F per setting and their mean."""
-    from vng.baselines import METHODS
+    from vng.baselines import METHODS, PointSTCNMethod
     from vng.benchmark.protocol import run_point_benchmark
     from vng.io.common import FormatError
     from vng.io.pointvos import read_pv_annotations
 
-    if method not in METHODS:
-        _fail(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "point-stcn":
+        if checkpoint is None:
+            _fail("--method point-stcn needs --checkpoint")
+        chosen_method = PointSTCNMethod(checkpoint)
+    elif method in METHODS:
+        chosen_method = METHODS[method]()
+    else:
+        _fail(f"--method must be one of {', '.join([*METHODS, 'point-stcn'])}, got {method!r}")
     if dataset != "davis":
         _fail(f"--dataset: only davis is scored locally, got {dataset!r}")
     try:
@@ -351,7 +360,7 @@ def benchmark(
         _fail(f"--settings must be comma-separated integers, got {settings!r}")
     chosen = None if sequences is None else [name.strip() for name in sequences.split(",") if name.strip()]
     try:
-        result = run_point_benchmark(METHODS[method](), read_pv_annotations(points), root=root, out=out,
+        result = run_point_benchmark(chosen_method, read_pv_annotations(points), root=root, out=out,
                                      settings=counts, sequences=chosen, processes=processes)
     except (FormatError, ValueError) as error:
         _fail(str(error))

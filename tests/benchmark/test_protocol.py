@@ -4,6 +4,7 @@ import csv
 
 import cv2
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -153,3 +154,20 @@ def test_cli_benchmark_help_and_bad_input(davis, tmp_path):
     assert bad.exit_code == 2 and "oracle, flow" in bad.output
     bad = CliRunner().invoke(app, ["benchmark", "--method", "oracle", "--settings", "1,x", *common])
     assert bad.exit_code == 2 and "integers" in bad.output
+
+
+def test_point_stcn_runs_through_the_cli_with_a_checkpoint(davis, tmp_path):
+    from vng.models.stcn import STCN, STCNConfig
+
+    root, points, _ = davis
+    torch.manual_seed(0)
+    STCN(STCNConfig.tiny()).save_pretrained(tmp_path / "stcn")
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(app, ["benchmark", "--method", "point-stcn", "--checkpoint", str(tmp_path / "stcn"),
+                                      "--dataset", "davis", "--root", str(root), "--points", str(points),
+                                      "--out", str(out), "--settings", "1", "--processes", "1"])
+    assert result.exit_code == 0, result.output
+    assert (out / "1-points" / "global_results-val.csv").is_file()
+    missing = CliRunner().invoke(app, ["benchmark", "--method", "point-stcn", "--dataset", "davis", "--root",
+                                       str(root), "--points", str(points), "--out", str(out)])
+    assert missing.exit_code == 2 and "needs --checkpoint" in missing.output
