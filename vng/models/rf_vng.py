@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,11 +76,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from vng.io.common import atomic_write, write_json
-from vng.models.config import JSONConfig
+from vng.models.config import JSONConfig, read_checkpoint, write_checkpoint
 from vng.losses import dice_loss, giou_loss, masks_to_boxes, sigmoid_focal_loss
 from vng.models.backbones import BACKBONES, build_backbone, efficientnet_lite0_weights_path
 from vng.models.deformable import (DeformableDecoderLayer, DeformableEncoder, DeformableEncoderLayer,
@@ -91,8 +88,6 @@ from vng.models.text import TextEncoder, default_text_encoder_path
 
 __all__ = ["RFVNG", "RFVNGConfig", "RFVNGOutput"]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 MASK_LOSSES = ("focal", "bce")
 
 
@@ -803,11 +798,7 @@ class RFVNG(nn.Module):
         its architecture is in ``config.text_config``. Pass the ``tokenizer`` to store it alongside
         (:func:`vng.models.text.load_tokenizer` reads it back from the same folder).
         """
-        directory = Path(directory)
-        write_json(directory / CONFIG_NAME, self.config.to_dict(), indent=2)
-        state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
-        with atomic_write(directory / WEIGHTS_NAME, "wb") as handle:
-            handle.write(save(state, metadata={"format": "pt"}))
+        directory = write_checkpoint(directory, self.config, self.state_dict())
         if tokenizer is not None:
             tokenizer.save_pretrained(str(directory))
         return directory
@@ -815,8 +806,7 @@ class RFVNG(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> RFVNG:
         """Rebuild a model written by :meth:`save_pretrained`; loading is strict (missing or unexpected keys raise)."""
-        directory = Path(directory)
-        config = RFVNGConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8")))
+        config, state = read_checkpoint(directory, RFVNGConfig)
         model = cls(config, load_pretrained_parts=False)
-        model.load_state_dict(load_file(directory / WEIGHTS_NAME, device=str(device)), strict=True)
+        model.load_state_dict(state, strict=True)
         return model.to(device)

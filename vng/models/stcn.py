@@ -48,7 +48,6 @@ strict); :func:`load_official_stcn` for an official ``.pth`` (a plain state dict
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +55,9 @@ from typing import Any, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from vng.io.common import atomic_write, write_json
-from vng.models.config import JSONConfig
+from vng.models.config import JSONConfig, read_checkpoint, write_checkpoint
 from vng.models.backbones import (EfficientNetLite0Backbone, TinyBackbone, efficientnet_lite0_weights_path,
                                   load_state_dict_file)
 
@@ -68,8 +65,6 @@ __all__ = ["STCN", "STCNConfig", "KeyFeatures", "STCNOutput", "MemoryBank", "KEY
            "memory_readout", "soft_aggregate", "other_masks", "render_points", "point_reference",
            "load_official_stcn", "load_stcn"]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 KEY_ENCODERS = ("resnet50", "efficientnet_lite0", "tiny")
 POINT_SHAPES = ("disk", "gaussian")
 STRIDE = 16  # of keys and values; frames are padded to a multiple of it
@@ -668,20 +663,14 @@ class STCN(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` to ``directory`` (created)."""
-        directory = Path(directory)
-        write_json(directory / CONFIG_NAME, self.config.to_dict(), indent=2)
-        state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
-        with atomic_write(directory / WEIGHTS_NAME, "wb") as handle:
-            handle.write(save(state, metadata={"format": "pt"}))
-        return directory
+        return write_checkpoint(directory, self.config, self.state_dict())
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> STCN:
         """Rebuild a model written by :meth:`save_pretrained`; strict (missing or unexpected keys raise)."""
-        directory = Path(directory)
-        config = STCNConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8")))
+        config, state = read_checkpoint(directory, STCNConfig)
         model = cls(config, load_pretrained_parts=False)
-        model.load_state_dict(load_file(directory / WEIGHTS_NAME), strict=True)
+        model.load_state_dict(state, strict=True)
         return model.to(device)
 
 
