@@ -130,7 +130,7 @@ def test_index_counts_what_was_written(sample):
     assert len(list((sample / "COCO-PNG" / "panoptic_val2017").glob("*.png"))) == counts["coco_png_images"]["val2017"]
 
 
-def test_generation_time_of_the_default_config_through_the_cli(tmp_path):
+def test_cli_generates_the_default_config(tmp_path):
     runner = CliRunner()
     help_result = runner.invoke(app, ["sample-data", "--help"])
     assert help_result.exit_code == 0 and "--seed" in help_result.output
