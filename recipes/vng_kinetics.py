@@ -26,20 +26,17 @@ weights: the clips, augmentations and batch order depend only on (seed, epoch, i
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import importlib.util
 import json
-import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-from accelerate.tracking import GeneralTracker
 from accelerate.utils import ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 
@@ -52,6 +49,7 @@ from vng.io.masks import rle_decode
 from vng.metrics import jaccard_and_boundary_f
 from vng.models import RFVNG, RFVNGConfig
 from vng.models.text import default_text_encoder_path, load_tokenizer
+from vng.training import CSVTracker, Evaluation, Progress, format_results, latest_checkpoint, save_checkpoint
 
 DATA_KINDS = ("coco_png", "point_vos", "vis")
 
@@ -193,92 +191,6 @@ def sample_config(output_dir: str | Path = "outputs/vng_kinetics") -> RecipeConf
         description="Sample data, tiny model: COCO-PNG → Kinetics-VNG → VNG (UVO/OVIS-style), J&F on VNG/val.",
         data_root=str(Path(output_dir) / "sample"), output_dir=str(output_dir), sample_data=True,
         eval_size=128, eval_max_size=160, eval_clip_length=10, num_workers=1, log_every=10, checkpoint_every=100)
-
-
-# --- progress, logging, checkpoints -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Evaluation:
-    """VNG scores of the model after a stage (or "untrained") on one validation set."""
-
-    after: str
-    dataset: str
-    step: int  # global optimizer step
-    j: float
-    f: float
-    j_and_f: float
-
-
-@dataclass
-class Progress:
-    """Where the chain is: saved as progress.json in every checkpoint."""
-
-    stage: int = 0  # index of the stage in progress
-    step: int = 0  # optimizer steps done in that stage
-    evaluations: list[Evaluation] = field(default_factory=list)
-
-    @classmethod
-    def read(cls, path: Path) -> Progress:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(data["stage"], data["step"], [Evaluation(**e) for e in data["evaluations"]])
-
-    def evaluated(self, after: str) -> bool:
-        return any(e.after == after for e in self.evaluations)
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint (progress.json is written last)."""
-    complete = [path.parent for path in folder.glob("step_*/progress.json")]
-    return max(complete, key=lambda path: int(path.name.split("_")[1]), default=None)
-
-
-def save_checkpoint(accelerator: Accelerator, config: RecipeConfig, progress: Progress, global_step: int) -> None:
-    """``accelerator.save_state`` + progress.json, then delete all but the newest ``keep_checkpoints``."""
-    folder = Path(config.output_dir) / "checkpoints"
-    target = folder / f"step_{global_step:07d}"
-    if accelerator.is_main_process:  # a checkpoint saved again (stage end after a stop) is incomplete until rewritten
-        (target / "progress.json").unlink(missing_ok=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(target))
-    if accelerator.is_main_process:
-        write_json(target / "progress.json", dataclasses.asdict(progress), indent=2)
-        older = sorted(folder.glob("step_*"), key=lambda path: int(path.name.split("_")[1]))
-        for path in older[:-config.keep_checkpoints]:
-            shutil.rmtree(path)
-    accelerator.wait_for_everyone()
-
-
-class CSVTracker(GeneralTracker):
-    """Accelerate tracker appending ``step, stage, name, value`` rows to a CSV file (always available).
-
-    Rows logged after ``resume_step`` by a run that was killed are dropped when the run resumes (-1: a new run).
-    """
-
-    name = "csv"
-    requires_logging_directory = False
-
-    def __init__(self, path: Path, *, resume_step: int = -1):
-        super().__init__()
-        self.path, self.resume_step, self.stage = path, resume_step, ""
-
-    @property
-    def tracker(self) -> Path:
-        return self.path
-
-    def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        rows = []
-        if self.path.is_file():
-            with self.path.open(newline="") as handle:
-                rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= self.resume_step]
-        with self.path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, ["step", "stage", "name", "value"])
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def log(self, values: dict, step: int | None = None, **kwargs) -> None:
-        with self.path.open("a", newline="") as handle:
-            csv.writer(handle).writerows([step, self.stage, name, value] for name, value in values.items())
 
 
 # --- data and model ---------------------------------------------------------------------------------------------------
@@ -473,7 +385,8 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
                     accelerator.print(f"[{stage.name}] step {step}/{stage.steps} loss {np.mean(losses):.3f}")
                     losses = []
                 if (step % config.checkpoint_every == 0 and step < stage.steps) or steps_this_run == stop_after:
-                    save_checkpoint(accelerator, config, progress, stage_starts[stage_index] + step)
+                    save_checkpoint(accelerator, output_dir, progress, stage_starts[stage_index] + step,
+                                    keep=config.keep_checkpoints)
                 if steps_this_run == stop_after:
                     accelerator.end_training()
                     return progress
@@ -484,7 +397,8 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
             run_evaluations(rf_vng, stage.name, stage_starts[stage_index + 1])
             if accelerator.is_main_process:  # before the checkpoint that says the stage is done
                 rf_vng.save_pretrained(output_dir / "models" / stage.name, tokenizer=tokenizer)
-            save_checkpoint(accelerator, config, progress, stage_starts[stage_index + 1])
+            save_checkpoint(accelerator, output_dir, progress, stage_starts[stage_index + 1],
+                            keep=config.keep_checkpoints)
         model = rf_vng
         accelerator.free_memory()  # the next stage prepares its own optimizer, scheduler and data
 
@@ -497,18 +411,6 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
     accelerator.print(f"done in {time.perf_counter() - start_time:.0f} s → {output_dir / 'final'}")
     accelerator.end_training()
     return progress
-
-
-def format_results(progress: Progress) -> str:
-    """The evaluations as a small table: one row per stage, one column per validation set."""
-    datasets = list(dict.fromkeys(e.dataset for e in progress.evaluations))
-    rows = {}
-    for e in progress.evaluations:
-        rows.setdefault(e.after, {})[e.dataset] = e.j_and_f
-    lines = ["after".ljust(16) + "".join(f"{name} J&F".rjust(16) for name in datasets)]
-    for after, scores in rows.items():
-        lines.append(after.ljust(16) + "".join(f"{100 * scores.get(name, float('nan')):16.1f}" for name in datasets))
-    return "\n".join(lines)
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[RecipeConfig, int | None]:
