@@ -36,6 +36,7 @@ from torchvision.transforms import v2
 
 __all__ = ["StaticClipConfig", "StaticClip", "make_static_clip", "thin_plate_grid", "StaticClipDataset"]
 
+VOID_ID = 255  # DAVIS's void label in palette masks
 MEAN_COLOUR = (124, 116, 104)  # ImageNet mean in 0..255: the fill of STCN's static transforms
 
 
@@ -181,7 +182,8 @@ def make_static_clip(image: np.ndarray, mask: np.ndarray, *, config: StaticClipC
 class StaticClipDataset(Dataset):
     """Clips from image/mask file pairs (e.g. the static segmentation sets STCN pre-trains on).
 
-    Masks are read as greyscale and binarised at 128 (one object per image, as STCN's static data). Item ``i`` of
+    Greyscale masks are binarised at 128 (STCN's saliency data); palette PNGs (DAVIS, YouTube-VOS) hold object
+    ids, and a clip takes one of them (one object per clip, as STCN's static data; 255 is void and never chosen). Item ``i`` of
     epoch ``e`` is seeded with ``(seed, e, i)``: reproducible, and different each epoch (:meth:`set_epoch`).
     """
 
@@ -203,6 +205,9 @@ class StaticClipDataset(Dataset):
         with Image.open(image_path) as file:
             image = np.asarray(file.convert("RGB"))
         with Image.open(mask_path) as file:
-            mask = np.asarray(file.convert("L")) >= 128
+            # palette PNGs (DAVIS, YouTube-VOS, pseudo-masks) hold object ids; greyscale saliency masks 0..255
+            ids = np.asarray(file) if file.mode == "P" else (np.asarray(file.convert("L")) >= 128).astype(np.uint8)
         seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
-        return make_static_clip(image, mask, config=self.config, seed=seed)
+        objects = np.unique(ids[(ids > 0) & (ids != VOID_ID)])
+        chosen = objects[np.random.default_rng(seed).integers(len(objects))] if len(objects) else 1
+        return make_static_clip(image, ids == chosen, config=self.config, seed=seed)
