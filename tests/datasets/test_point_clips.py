@@ -148,7 +148,7 @@ def test_static_clips_get_points_from_their_masks(tmp_path):
     write_mask_png(tmp_path / "a.png", mask.astype(np.uint8))
     static = StaticClipDataset([(tmp_path / "a.jpg", tmp_path / "a.png")], config=StaticClipConfig(size=64))
     dataset = StaticPointClipDataset(static, config=PointClipConfig(num_foreground=7, num_background=10,
-                                                                    min_distance=4))
+                                                                    min_distance=4, reference_foreground=None))
     clip = dataset[0]
     assert clip.images.shape == (3, 3, 64, 64) and clip.masks.shape == (3, 64, 64)
     for t in range(3):
@@ -156,3 +156,27 @@ def test_static_clips_get_points_from_their_masks(tmp_path):
         assert (labels == 1).sum() == 7 and (labels == 0).sum() == 10
         xy = clip.xy[t].round().long()
         assert torch.equal(clip.masks[t, xy[:, 1], xy[:, 0]].long(), labels.long())
+
+
+def test_the_reference_keeps_what_the_benchmark_gives(toy):
+    """1..10 foreground points and 0..all background points on the reference; the other frames keep all theirs."""
+    root, annotation = toy
+    everything = PointVOSClipDataset([annotation], root / "videos", seed=2,
+                                     config=PointClipConfig(size=32, reference_foreground=None))
+    dataset = PointVOSClipDataset([annotation], root / "videos", seed=2, config=PointClipConfig(size=32))
+    counts, backgrounds, kept_backgrounds = set(), 0, set()
+    for epoch in range(12):
+        everything.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        full, clip = everything[0], dataset[0]
+        assert torch.equal(full.images, clip.images) and torch.equal(full.labels[1:], clip.labels[1:])
+        kept_backgrounds.add(int((clip.labels[0] == 0).sum()))
+        assert (full.labels[0][clip.labels[0] == 0] == 0).all()
+        backgrounds += int((full.labels[0] == 0).sum())
+        kept = clip.labels[0] == 1
+        assert kept.sum() >= 1 and (full.labels[0][kept] == 1).all()
+        counts.add(int(kept.sum()))
+    assert backgrounds > 0 and len(counts) > 1 and max(counts) <= 5 and len(kept_backgrounds) > 1
+    no_background = PointVOSClipDataset([annotation], root / "videos", seed=2,
+                                        config=PointClipConfig(size=32, reference_background=False))
+    assert all((no_background[0].labels[0] == 0).sum() == 0 for _ in range(2))  # the toy's reference frames have up to 5 foreground points

@@ -14,6 +14,13 @@ with the pixels they sit on (pixel centres, :func:`transform_points`); points th
 (label -1: no loss). Masks are resampled nearest-neighbour. STCN's extra per-frame affine jitter is left out: the
 clip's real motion is larger than it between annotated frames that lie several frames apart.
 
+The reference is made to look like what the benchmark gives at test time (Sec. 4.1: 1 to 10 foreground points):
+a random number (1 to 10) of its foreground points is kept, and a random number (0 to all) of its background
+points (:attr:`PointClipConfig.reference_foreground`, ``reference_background``). The background points are kept
+sometimes because at test time the "others" channel holds the other objects' points (negative evidence the model
+must have learnt to read), never when single-object clips always lacked it. The points of the other frames are all
+kept, as the loss's targets.
+
 Items are objects. Item ``i`` of epoch ``e`` is drawn with the generator seeded by ``(seed, e, i)``: reproducible and
 different every epoch (:meth:`PointClipDataset.set_epoch`, which the Accelerate data loader calls)::
 
@@ -27,6 +34,7 @@ samples, with points sampled from the masks as Point-VOS simulates them (:func:`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +68,11 @@ class PointClipConfig:
     crop_scale: tuple[float, float] = (0.36, 1.0)  # STCN's RandomResizedCrop area range
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_probability: float = 0.5
+    # The reference frame's points as the benchmark gives them (Sec. 4.1: 1, 2, 5 or 10 foreground points): a random
+    # number in this range of its foreground points is kept, and a random number (0 to all) of its background points
+    # with reference_background, else none. None keeps every point (the annotation as it is).
+    reference_foreground: tuple[int, int] | None = (1, 10)
+    reference_background: bool = True
     # StaticPointClipDataset only: points sampled from the static masks, as PV-DAVIS simulates them (Sec. 3.1)
     num_foreground: int = 7
     num_background: int = 10
@@ -68,6 +81,9 @@ class PointClipConfig:
     def __post_init__(self) -> None:
         if self.num_frames < 2 or self.max_gap < 1 or self.size < 16:
             raise ValueError("need num_frames >= 2 (a reference and a frame to segment), max_gap >= 1, size >= 16")
+        if self.reference_foreground is not None and not 1 <= self.reference_foreground[0] <= \
+                self.reference_foreground[1]:
+            raise ValueError(f"reference_foreground must be 1 <= low <= high, got {self.reference_foreground}")
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             raise ValueError(f"crop_scale must be 0 < low <= high <= 1, got {self.crop_scale}")
 
@@ -188,7 +204,23 @@ class PointClipDataset(Dataset):
     def __getitem__(self, index: int) -> PointClip:
         if not 0 <= index < len(self):
             raise IndexError(f"item {index} of {len(self)}")
-        return self._clip(index, self._rng(index))
+        rng = self._rng(index)
+        return self._select_reference(self._clip(index, rng), rng)
+
+    def _select_reference(self, clip: PointClip, rng: np.random.Generator) -> PointClip:
+        """Keep the reference points the config asks for (the others become ambiguous: no input)."""
+        if self.config.reference_foreground is None:
+            return clip
+        labels = clip.labels.clone()
+        foreground = np.flatnonzero(labels[0].numpy() == PointLabel.FOREGROUND)
+        low, high = self.config.reference_foreground
+        keep = rng.choice(foreground, size=min(int(rng.integers(low, high + 1)), len(foreground)), replace=False)
+        dropped = np.setdiff1d(foreground, keep)
+        background = np.flatnonzero(labels[0].numpy() == PointLabel.BACKGROUND)
+        kept = int(rng.integers(len(background) + 1)) if self.config.reference_background else 0
+        dropped = np.concatenate([dropped, rng.permutation(background)[kept:]])
+        labels[0, torch.from_numpy(dropped).long()] = PointLabel.AMBIGUOUS
+        return dataclasses.replace(clip, labels=labels)
 
     def _clip(self, index: int, rng: np.random.Generator) -> PointClip:
         raise NotImplementedError
