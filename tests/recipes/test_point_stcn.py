@@ -175,6 +175,8 @@ def test_presets_are_the_table_chains(path):
     assert names[0] == "static" and names[-1] == "pv_davis_yt"
     pseudo = path.stem.startswith("stcn_pseudo_masks")
     assert config.supervision == ("pseudo_masks" if pseudo else "points")
+    assert [config.loss_of(stage) for stage in config.stages] == (
+        ["bootstrapped"] + ["huberised" if pseudo else "points"] * (len(names) - 1))
     assert ("Tabs. 6/7" if pseudo else "Tabs. 3/4") in config.description
     chain = path.stem.split("_")[-1]
     data = {source.annotations for stage in config.stages[1:-1] for source in stage.data}
