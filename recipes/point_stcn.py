@@ -73,7 +73,8 @@ from vng.losses import bootstrapped_cross_entropy, huberised_cross_entropy, poin
 from vng.models.stcn import STCN, STCNConfig, point_reference, render_points
 from vng.pipeline.pseudo_masks import make_pseudo_masks
 from vng.segmenters.grabcut import GrabCutSegmenter
-from vng.training import CSVTracker, Evaluation, Progress, format_results, latest_checkpoint, save_checkpoint
+from vng.training import (CSVTracker, Evaluation, Progress, StageRun, format_results, latest_checkpoint,
+                          save_checkpoint, train_stage)
 from vng.types import PointLabel
 
 SOURCE_KINDS = ("static", "points")
@@ -512,35 +513,18 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
         stcn = accelerator.unwrap_model(model)
         model.train()
 
-        step, losses = (progress.step if stage_index == resume_stage else 0), []
-        progress.stage, progress.step = stage_index, step
-        while step < stage.steps:
-            epoch, done_in_epoch = divmod(step, len(train_loader))
-            train_loader.set_epoch(epoch)
-            batches = accelerator.skip_first_batches(train_loader, done_in_epoch) if done_in_epoch else train_loader
-            for batch in batches:
-                with accelerator.autocast():
-                    loss = training_loss(model, batch, config, stage, step)
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                step, steps_this_run = step + 1, steps_this_run + 1
-                progress.step = step
-                losses.append(accelerator.reduce(loss.detach(), "mean").item())
-                if step % config.log_every == 0 or step == stage.steps:
-                    accelerator.log({"loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0]},
-                                    step=stage_starts[stage_index] + step)
-                    accelerator.print(f"[{stage.name}] step {step}/{stage.steps} loss {np.mean(losses):.4f}")
-                    losses = []
-                if (step % config.checkpoint_every == 0 and step < stage.steps) or steps_this_run == stop_after:
-                    save_checkpoint(accelerator, output_dir, progress, stage_starts[stage_index] + step,
-                                    keep=config.keep_checkpoints)
-                if steps_this_run == stop_after:
-                    accelerator.end_training()
-                    return progress
-                if step == stage.steps:
-                    break
+        progress.stage, progress.step = stage_index, (progress.step if stage_index == resume_stage else 0)
+
+        def loss_of(batch: PointClipBatch, step: int) -> torch.Tensor:
+            return training_loss(model, batch, config, stage, step)
+
+        run = StageRun(stage.name, stage.steps, stage_starts[stage_index], output_dir, config.log_every,
+                       config.checkpoint_every, config.keep_checkpoints)
+        steps_this_run, stopped = train_stage(accelerator, model, optimizer, scheduler, train_loader, progress, run,
+                                              loss_of, steps_this_run=steps_this_run, stop_after=stop_after)
+        if stopped:
+            accelerator.end_training()
+            return progress
 
         if not progress.evaluated(stage.name):
             stcn.eval()

@@ -49,7 +49,8 @@ from vng.io.masks import rle_decode
 from vng.metrics import jaccard_and_boundary_f
 from vng.models import RFVNG, RFVNGConfig
 from vng.models.text import default_text_encoder_path, load_tokenizer
-from vng.training import CSVTracker, Evaluation, Progress, format_results, latest_checkpoint, save_checkpoint
+from vng.training import (CSVTracker, Evaluation, Progress, StageRun, format_results, latest_checkpoint,
+                          save_checkpoint, train_stage)
 
 DATA_KINDS = ("coco_png", "point_vos", "vis")
 
@@ -360,38 +361,20 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
             accelerator.load_state(str(checkpoint))  # weights, optimizer, scheduler, sampler and random states
         rf_vng = accelerator.unwrap_model(model)
 
-        step, losses = (progress.step if stage_index == resume_stage else 0), []
-        progress.stage, progress.step = stage_index, step
-        while step < stage.steps:
-            epoch, done_in_epoch = divmod(step, len(train_loader))
-            train_loader.set_epoch(epoch)  # reaches the sampler and the dataset's clip / augmentation draws
-            batches = accelerator.skip_first_batches(train_loader, done_in_epoch) if done_in_epoch else train_loader
-            for batch in batches:
-                with accelerator.autocast():
-                    output = model(batch.pixel_values, batch.pixel_mask, batch.input_ids, batch.attention_mask,
-                                   batch.noun_token_mask)
-                    loss, _ = rf_vng.compute_loss(output, batch.target_masks, batch.target_valid)
-                accelerator.backward(loss)
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                step, steps_this_run = step + 1, steps_this_run + 1
-                progress.step = step
-                losses.append(accelerator.reduce(loss.detach(), "mean").item())
-                if step % config.log_every == 0 or step == stage.steps:
-                    accelerator.log({"loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[-1]},  # the heads'
-                                    step=stage_starts[stage_index] + step)
-                    accelerator.print(f"[{stage.name}] step {step}/{stage.steps} loss {np.mean(losses):.3f}")
-                    losses = []
-                if (step % config.checkpoint_every == 0 and step < stage.steps) or steps_this_run == stop_after:
-                    save_checkpoint(accelerator, output_dir, progress, stage_starts[stage_index] + step,
-                                    keep=config.keep_checkpoints)
-                if steps_this_run == stop_after:
-                    accelerator.end_training()
-                    return progress
-                if step == stage.steps:
-                    break
+        progress.stage, progress.step = stage_index, (progress.step if stage_index == resume_stage else 0)
+
+        def loss_of(batch, step: int) -> torch.Tensor:
+            output = model(batch.pixel_values, batch.pixel_mask, batch.input_ids, batch.attention_mask,
+                           batch.noun_token_mask)
+            return rf_vng.compute_loss(output, batch.target_masks, batch.target_valid)[0]
+
+        run = StageRun(stage.name, stage.steps, stage_starts[stage_index], output_dir, config.log_every,
+                       config.checkpoint_every, config.keep_checkpoints, max_grad_norm=config.max_grad_norm)
+        steps_this_run, stopped = train_stage(accelerator, model, optimizer, scheduler, train_loader, progress, run,
+                                              loss_of, steps_this_run=steps_this_run, stop_after=stop_after)
+        if stopped:
+            accelerator.end_training()
+            return progress
 
         if not progress.evaluated(stage.name):
             run_evaluations(rf_vng, stage.name, stage_starts[stage_index + 1])

@@ -1,7 +1,7 @@
 """What every training recipe (``recipes/*.py``) shares: where a multi-stage run is (:class:`Progress`, saved in each
 checkpoint), Accelerate checkpoints that a killed run resumes from (:func:`save_checkpoint`,
-:func:`latest_checkpoint`), a CSV log that drops the rows a resumed run repeats (:class:`CSVTracker`), and the
-results table (:func:`format_results`).
+:func:`latest_checkpoint`), the optimisation loop of one stage that resumes mid-epoch (:func:`train_stage`), a CSV
+log that drops the rows a resumed run repeats (:class:`CSVTracker`), and the results table (:func:`format_results`).
 """
 
 from __future__ import annotations
@@ -13,12 +13,17 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Any, Callable
+
+import numpy as np
+import torch
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker
 
 from vng.io.common import write_json
 
-__all__ = ["CSVTracker", "Evaluation", "Progress", "format_results", "latest_checkpoint", "save_checkpoint"]
+__all__ = ["CSVTracker", "Evaluation", "Progress", "StageRun", "format_results", "latest_checkpoint",
+           "save_checkpoint", "train_stage"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +125,64 @@ def format_results(progress: Progress) -> str:
     for after, scores in rows.items():
         lines.append(after.ljust(16) + "".join(f"{100 * scores.get(name, float('nan')):16.1f}" for name in datasets))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """How :func:`train_stage` runs one stage of a recipe."""
+
+    name: str  # the stage's name in logs
+    steps: int  # optimizer steps of the stage
+    first_step: int  # global step before the stage's first step (logs and checkpoint names)
+    output_dir: Path  # the recipe's output folder (checkpoints/ below it)
+    log_every: int
+    checkpoint_every: int
+    keep_checkpoints: int
+    max_grad_norm: float | None = None  # gradient clipping; None = none
+
+
+def train_stage(accelerator: Accelerator, model: torch.nn.Module, optimizer, scheduler, loader, progress: Progress,
+                run: StageRun, loss_of: Callable[[Any, int], torch.Tensor], *, steps_this_run: int,
+                stop_after: int | None) -> tuple[int, bool]:
+    """Optimise from ``progress.step`` to ``run.steps`` (resuming mid-epoch: the loader's order depends only on
+    the epoch, so the batches already seen are skipped), logging the mean loss every ``log_every`` steps and
+    checkpointing every ``checkpoint_every``.
+
+    Args:
+        loss_of: ``(batch, step) -> loss``, called under autocast.
+        steps_this_run: optimizer steps this call of the recipe has done before the stage.
+        stop_after: checkpoint and stop after this many steps of this call of the recipe.
+
+    Returns:
+        ``(steps_this_run, stopped)``: stopped is True when ``stop_after`` was reached (a checkpoint was saved).
+    """
+    step, losses = progress.step, []
+    while step < run.steps:
+        epoch, done_in_epoch = divmod(step, len(loader))
+        loader.set_epoch(epoch)  # reaches the sampler and the dataset's clip / augmentation draws
+        batches = accelerator.skip_first_batches(loader, done_in_epoch) if done_in_epoch else loader
+        for batch in batches:
+            with accelerator.autocast():
+                loss = loss_of(batch, step)
+            accelerator.backward(loss)
+            if run.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(model.parameters(), run.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step, steps_this_run = step + 1, steps_this_run + 1
+            progress.step = step
+            losses.append(accelerator.reduce(loss.detach(), "mean").item())
+            if step % run.log_every == 0 or step == run.steps:
+                accelerator.log({"loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[-1]},  # the heads'
+                                step=run.first_step + step)
+                accelerator.print(f"[{run.name}] step {step}/{run.steps} loss {np.mean(losses):.4f}")
+                losses = []
+            if (step % run.checkpoint_every == 0 and step < run.steps) or steps_this_run == stop_after:
+                save_checkpoint(accelerator, run.output_dir, progress, run.first_step + step,
+                                keep=run.keep_checkpoints)
+            if steps_this_run == stop_after:
+                return steps_this_run, True
+            if step == run.steps:
+                break
+    return steps_this_run, False
