@@ -46,6 +46,29 @@ def test_point_cross_entropy_several_objects_and_no_points():
     assert empty.item() == 0 and not logits.grad.any()
 
 
+def test_point_cross_entropy_background_weight():
+    logits = uniform_logits([0.0, math.log(3.0)])  # p(object) = 0.75
+    xy = torch.tensor([[[1.0, 1.0], [4.0, 2.0], [0.0, 3.0], [2.0, 2.0]]])
+    labels = torch.tensor([[1, 0, 0, -1]])
+    index = torch.ones(1, 4, dtype=torch.long)
+    loss = point_cross_entropy(logits, xy, index, labels, background_weight=3.0, reduction="none")
+    assert loss[0].tolist() == pytest.approx([-math.log(0.75), -3 * math.log(0.25), -3 * math.log(0.25), 0.0],
+                                             rel=1e-6)
+    mean = point_cross_entropy(logits, xy, index, labels, background_weight=3.0)
+    assert mean.item() == pytest.approx((-math.log(0.75) - 6 * math.log(0.25)) / 7, rel=1e-6)
+    # 3 foreground points and 1 background point on the same pixel: unweighted, the loss is lowest at p = 3/4
+    # (the point density's prior); a background weight of 3 moves the minimum to p = 1/2, logit 0
+    same = torch.tensor([[[2.0, 1.0]] * 4])
+    labels = torch.tensor([[1, 1, 1, 0]])
+    for weight, best in ((1.0, math.log(3.0)), (3.0, 0.0)):
+        logit = torch.tensor(best, requires_grad=True)
+        point_cross_entropy(torch.stack([torch.zeros(()), logit]).view(1, 2, 1, 1).expand(1, 2, 3, 4), same, index,
+                            labels, background_weight=weight).backward()
+        assert logit.grad.item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="background_weight"):
+        point_cross_entropy(logits, xy, index, labels, background_weight=0.0)
+
+
 def test_point_cross_entropy_interpolates_between_pixels():
     logits = torch.zeros(1, 2, 1, 2)
     logits[0, 1, 0, 1] = 2.0  # object logit 0 at x = 0, 2 at x = 1

@@ -141,7 +141,7 @@ def sample_at_points(maps: Tensor, xy: Tensor) -> Tensor:
 
 
 def point_cross_entropy(logits: Tensor, xy: Tensor, object_index: Tensor, labels: Tensor, *,
-                        reduction: str = "mean") -> Tensor:
+                        background_weight: float = 1.0, reduction: str = "mean") -> Tensor:
     """Point-STCN's loss: cross-entropy only at the annotated points.
 
     The class logits are sampled at each point (:func:`sample_at_points`) and soft-maxed over the C classes. A
@@ -149,30 +149,39 @@ def point_cross_entropy(logits: Tensor, xy: Tensor, object_index: Tensor, labels
     objects it may lie on another one), so it costs ``-log(1 - p_o)``; with one object that is exactly the
     cross-entropy against the background class. Ambiguous points (label -1, also usable as padding) cost nothing.
 
+    Points are not pixels: an annotator gives a few foreground points on a small object and a few background points
+    on the large rest of the frame, so per pixel the foreground is sampled far more densely than the background.
+    Plain point CE then learns a posterior shifted toward the foreground by the log of that density ratio (masks
+    that spill over the object). ``background_weight`` w costs every background point w times: the shift becomes
+    ``log(ratio / w)``, and w = the ratio of the point densities, ``(n_fg / area_fg) / (n_bg / area_bg)``, undoes it.
+
     Args:
         logits: (B, C, H, W) float class logits (class 0 background, class o object o).
         xy: (B, N, 2) float (x, y) pixels of ``logits``.
         object_index: (B, N) int64 in [1, C - 1], the class of the object each point was annotated for.
         labels: (B, N) int, 1 foreground, 0 background, -1 ambiguous (ignored).
-        reduction: ``"mean"`` over the non-ambiguous points (0 when there are none, with a gradient of 0), or
-            ``"none"``.
+        background_weight: the weight of a background point, a foreground point's being 1 (> 0).
+        reduction: ``"mean"``: the weighted mean over the non-ambiguous points, ``sum(w l) / sum(w)`` (0 when there
+            are none, with a gradient of 0), or ``"none"``: the weighted losses ``w l``.
 
     Returns:
         A scalar, or (B, N) float with 0 at ignored points.
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    if not background_weight > 0:
+        raise ValueError(f"background_weight must be > 0, got {background_weight}")
     log_probs = torch.log_softmax(sample_at_points(logits, xy).float(), dim=1)  # (B, C, N)
     index = object_index.clamp(0, logits.shape[1] - 1).unsqueeze(1)
     log_p = log_probs.gather(1, index).squeeze(1)  # log p_o
     # log(1 - p_o) = logsumexp over the classes other than o (stable when p_o -> 1)
     log_not_p = log_probs.scatter(1, index, float("-inf")).logsumexp(1)
     loss = torch.where(labels == 1, -log_p, -log_not_p)
-    valid = labels >= 0
-    loss = torch.where(valid, loss, torch.zeros_like(loss))
+    weight = torch.where(labels == 0, background_weight, 1.0) * (labels >= 0)
+    loss = loss * weight
     if reduction == "none":
         return loss
-    return loss.sum() / valid.sum().clamp(min=1)
+    return loss.sum() / weight.sum().clamp(min=1e-12)
 
 
 def huberised_cross_entropy(logits: Tensor, target: Tensor, *, tau: float = 10.0, reduction: str = "mean") -> Tensor:

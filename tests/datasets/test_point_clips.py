@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from vng.datasets.point_clips import (PointClipConfig, PointVOSClipDataset, StaticPointClipDataset,
-                                      choose_clip_frames, collate_point_clips, transform_points)
+                                      choose_clip_frames, collate_point_clips, point_density_ratio, transform_points)
 from vng.datasets.static_clips import StaticClipConfig, StaticClipDataset
 from vng.io.masks import write_mask_png
 from vng.points import sample_points
@@ -180,3 +180,27 @@ def test_the_reference_keeps_what_the_benchmark_gives(toy):
     no_background = PointVOSClipDataset([annotation], root / "videos", seed=2,
                                         config=PointClipConfig(size=32, reference_background=False))
     assert all((no_background[0].labels[0] == 0).sum() == 0 for _ in range(2))  # the toy's reference frames have up to 5 foreground points
+
+
+def test_point_density_ratio_is_the_geometric_mean_over_frames(tmp_path):
+    def frame(index: int, fg: int, bg: int) -> FramePoints:
+        labels = np.array([1] * fg + [0] * bg + [-1])
+        return FramePoints(index, Points(np.zeros((len(labels), 2), np.float32), labels))
+
+    def mask(object_id: str, index: int, rows: int) -> None:  # 10×10 frame, the first ``rows`` rows object
+        labels = np.zeros((10, 10), np.uint8)
+        labels[:rows] = 1
+        write_mask_png(tmp_path / object_id / f"{frame_id(index)}.png", labels)
+
+    objects = [ObjectAnnotation("a", "v", "dog", "", "", (frame(0, 2, 4), frame(3, 1, 1), frame(5, 3, 0))),
+               ObjectAnnotation("b", "v", "cat", "", "", (frame(1, 1, 2), frame(2, 1, 1)))]
+    mask("a", 0, 2)  # area 0.2: (2 / 0.2) / (4 / 0.8) = 2
+    mask("a", 3, 10)  # one class only: skipped
+    mask("a", 5, 5)  # no background points: skipped
+    mask("b", 1, 5)  # area 0.5: (1 / 0.5) / (2 / 0.5) = 0.5 ... and frame 2 has no mask: skipped
+    mask("b", 7, 5)  # not annotated: not read
+    assert point_density_ratio(objects, tmp_path) == pytest.approx(1.0)  # sqrt(2 × 0.5)
+    mask("b", 2, 1)  # area 0.1: (1 / 0.1) / (1 / 0.9) = 9
+    assert point_density_ratio(objects, tmp_path) == pytest.approx((2 * 0.5 * 9) ** (1 / 3))
+    with pytest.raises(ValueError, match="no annotated frame"):
+        point_density_ratio(objects[1:], tmp_path / "missing")

@@ -55,7 +55,7 @@ from vng.points import sample_points
 from vng.types import ObjectAnnotation, PointLabel, frame_id
 
 __all__ = ["PointClip", "PointClipBatch", "PointClipConfig", "PointVOSClipDataset", "StaticPointClipDataset",
-           "collate_point_clips", "transform_points", "find_video", "choose_clip_frames"]
+           "collate_point_clips", "transform_points", "find_video", "choose_clip_frames", "point_density_ratio"]
 
 
 @dataclass(frozen=True)
@@ -341,3 +341,34 @@ class StaticPointClipDataset(PointClipDataset):
             labels[t, :len(fg)], labels[t, len(fg):len(fg) + len(bg)] = PointLabel.FOREGROUND, PointLabel.BACKGROUND
         return PointClip(clip.images, xy, labels, (clip.masks > 0).to(torch.uint8), f"static/{index}",
                          tuple(range(len(clip.masks))))
+
+
+def point_density_ratio(objects: Sequence[ObjectAnnotation], masks: str | os.PathLike) -> float:
+    """How much more densely the foreground is pointed at than the background, per pixel: the geometric mean over
+    annotated frames of ``(n_fg / area_fg) / (n_bg / area_bg)``, the areas read from (pseudo-)masks.
+
+    It is the ``background_weight`` that makes :func:`vng.losses.point_cross_entropy` unbiased (see there). Point
+    supervision itself gives no areas; pseudo-masks (``vng pseudo-masks``) estimate them well enough for one scalar.
+
+    Args:
+        objects: the annotations.
+        masks: ``<masks>/<object_id>/<frame_id>.png`` (the layout of :class:`PointVOSClipDataset`).
+
+    Raises:
+        ValueError: no frame has a mask with both classes and both foreground and background points.
+    """
+    masks = Path(masks)
+    logs = []
+    for obj in objects:
+        for frame in obj.frames:
+            path = masks / obj.object_id / f"{frame_id(frame.frame_index)}.png"
+            labels = frame.points.labels
+            n_fg, n_bg = int((labels == PointLabel.FOREGROUND).sum()), int((labels == PointLabel.BACKGROUND).sum())
+            if not (n_fg and n_bg and path.is_file()):
+                continue
+            area = float((read_mask_png(path) > 0).mean())
+            if 0 < area < 1:
+                logs.append(np.log(n_fg / area) - np.log(n_bg / (1 - area)))
+    if not logs:
+        raise ValueError(f"no annotated frame with foreground and background points has a two-class mask under {masks}")
+    return float(np.exp(np.mean(logs)))
