@@ -42,19 +42,15 @@ augmentations depend only on (seed, epoch, index), the data order on (seed, epoc
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import importlib.util
+import functools
 import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import ProjectConfiguration, set_seed
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from vng.baselines import PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod
@@ -73,8 +69,8 @@ from vng.losses import bootstrapped_cross_entropy, huberised_cross_entropy, poin
 from vng.models.stcn import STCN, STCNConfig, point_reference, render_points
 from vng.pipeline.pseudo_masks import make_pseudo_masks
 from vng.segmenters.grabcut import GrabCutSegmenter
-from vng.training import (CSVTracker, Evaluation, Progress, StageRun, format_results, latest_checkpoint,
-                          save_checkpoint, train_stage)
+from vng.training import (Evaluation, Progress, StageRun, format_results, parse_recipe_arguments, save_checkpoint,
+                          start_run, train_stage)
 from vng.types import PointLabel
 
 SOURCE_KINDS = ("static", "points")
@@ -448,31 +444,19 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
     """
     start_time = time.perf_counter()
     output_dir = Path(config.output_dir)
-    checkpoint = latest_checkpoint(output_dir / "checkpoints")
-    progress = Progress.read(checkpoint / "progress.json") if checkpoint else Progress()
-    resume_stage = progress.stage if checkpoint else -1
-    stage_starts = np.cumsum([0] + [stage.steps for stage in config.stages]).tolist()
-    csv_log = CSVTracker(output_dir / "logs" / "train.csv",
-                         resume_step=stage_starts[progress.stage] + progress.step if checkpoint else -1)
-    trackers = [csv_log] + (["tensorboard"] if importlib.util.find_spec("tensorboard") else [])
-    accelerator = Accelerator(
-        log_with=trackers, step_scheduler_with_optimizer=False,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed))
-    set_seed(config.seed)
+    run_start = start_run(output_dir, config.stages, seed=config.seed,
+                          project="point_stcn" if config.supervision == "points" else "stcn_pseudo_masks")
+    accelerator, progress, checkpoint = run_start.accelerator, run_start.progress, run_start.checkpoint
+    resume_stage, stage_starts, csv_log = run_start.resume_stage, run_start.stage_starts, run_start.csv_log
     if accelerator.device.type == "cpu" and config.num_workers:
         # the loader processes decode and warp clips on their own cores: more compute threads than the cores left
         # make every parallel op wait for a descheduled thread (on 2 busy cores, 2 threads ran 20x slower than 1)
         torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - config.num_workers)))
-    accelerator.init_trackers(config.supervision if config.supervision == "points" else "stcn_pseudo_masks")
     if config.sample_data:
         if accelerator.is_main_process:
             prepare_sample_data(Path(config.data_root), config.seed,
                                 pseudo_masks=config.supervision == "pseudo_masks")
         accelerator.wait_for_everyone()
-    if checkpoint:
-        accelerator.print(f"resuming from {checkpoint}: stage {config.stages[progress.stage].name!r}, "
-                          f"step {progress.step}")
     model = build_model(config).to(accelerator.device)
 
     def run_evaluations(net: STCN, after: str, global_step: int) -> None:
@@ -548,22 +532,9 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
 
 def parse_arguments(argv: list[str] | None = None, *, supervision: str = "points",
                     default_output: str = "outputs/point_stcn") -> tuple[RecipeConfig, int | None]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, help="JSON preset (recipes/presets/); default: the sample-data chain")
-    parser.add_argument("--data-root", help="where the config's relative data paths live")
-    parser.add_argument("--output-dir", help="checkpoints, logs, models, results (default: the config's)")
-    parser.add_argument("--steps", type=int, help="optimizer steps of every stage (quick checks)")
-    parser.add_argument("--stop-after", type=int, help="checkpoint and exit after this many steps (resumable)")
-    args = parser.parse_args(argv)
-    config = (RecipeConfig.from_json(args.config) if args.config
-              else sample_config(args.output_dir or default_output, supervision=supervision))
-    if args.data_root:
-        config = dataclasses.replace(config, data_root=args.data_root)
-    if args.output_dir:
-        config = dataclasses.replace(config, output_dir=args.output_dir)
-    if args.steps is not None:
-        config = config.with_steps(args.steps)
-    return config, args.stop_after
+    return parse_recipe_arguments(argv, description=__doc__.splitlines()[0], from_json=RecipeConfig.from_json,
+                                  sample_config=functools.partial(sample_config, supervision=supervision),
+                                  default_output=default_output)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,7 @@ weights: the clips, augmentations and batch order depend only on (seed, epoch, i
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import importlib.util
 import json
 import time
 from dataclasses import dataclass
@@ -36,8 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from torch.utils.data import DataLoader
 
 from vng.benchmark.frames import MeanScores, ObjectScores
@@ -49,8 +46,8 @@ from vng.io.masks import rle_decode
 from vng.metrics import jaccard_and_boundary_f
 from vng.models import RFVNG, RFVNGConfig
 from vng.models.text import default_text_encoder_path, load_tokenizer
-from vng.training import (CSVTracker, Evaluation, Progress, StageRun, format_results, latest_checkpoint,
-                          save_checkpoint, train_stage)
+from vng.training import (Evaluation, Progress, StageRun, format_results, parse_recipe_arguments, save_checkpoint,
+                          start_run, train_stage)
 
 DATA_KINDS = ("coco_png", "point_vos", "vis")
 
@@ -286,30 +283,15 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
     """
     start_time = time.perf_counter()
     output_dir = Path(config.output_dir)
-    checkpoint = latest_checkpoint(output_dir / "checkpoints")
-    progress = Progress.read(checkpoint / "progress.json") if checkpoint else Progress()
-    resume_stage = progress.stage if checkpoint else -1
-    stage_starts = np.cumsum([0] + [stage.steps for stage in config.stages]).tolist()  # global step of each stage
-    csv_log = CSVTracker(output_dir / "logs" / "train.csv",
-                         resume_step=stage_starts[progress.stage] + progress.step if checkpoint else -1)
-    trackers = [csv_log] + (["tensorboard"] if importlib.util.find_spec("tensorboard") else [])
-
-    accelerator = Accelerator(
-        log_with=trackers, step_scheduler_with_optimizer=False,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-        # the batch order depends only on (seed, epoch): a resumed run sees the same batches
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
-        # clips that never show their object leave the box heads without a gradient
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    set_seed(config.seed)
-    accelerator.init_trackers("vng_kinetics")
+    run_start = start_run(output_dir, config.stages, seed=config.seed, project="vng_kinetics",
+                          # clips that never show their object leave the box heads without a gradient
+                          kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    accelerator, progress, checkpoint = run_start.accelerator, run_start.progress, run_start.checkpoint
+    resume_stage, stage_starts, csv_log = run_start.resume_stage, run_start.stage_starts, run_start.csv_log
     if config.sample_data and not (Path(config.data_root) / "index.json").is_file():
         if accelerator.is_main_process:
             accelerator.print(generate_sample_data(config.data_root, seed=config.seed).summary())
         accelerator.wait_for_everyone()
-    if checkpoint:
-        accelerator.print(f"resuming from {checkpoint}: stage {config.stages[progress.stage].name!r}, "
-                          f"step {progress.step}")
 
     # Model and validation data: every stage is evaluated on every validation set.
     model, tokenizer = build_model(config)
@@ -397,22 +379,8 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[RecipeConfig, int | None]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, help="JSON preset (recipes/presets/); default: the sample-data chain")
-    parser.add_argument("--data-root", help="where the config's relative data paths live")
-    parser.add_argument("--output-dir", help="checkpoints, logs, models, results (default: the config's)")
-    parser.add_argument("--steps", type=int, help="optimizer steps of every stage (quick checks)")
-    parser.add_argument("--stop-after", type=int, help="checkpoint and exit after this many steps (resumable)")
-    args = parser.parse_args(argv)
-    config = RecipeConfig.from_json(args.config) if args.config else sample_config(args.output_dir or
-                                                                                  "outputs/vng_kinetics")
-    if args.data_root:
-        config = dataclasses.replace(config, data_root=args.data_root)
-    if args.output_dir:
-        config = dataclasses.replace(config, output_dir=args.output_dir)
-    if args.steps is not None:
-        config = config.with_steps(args.steps)
-    return config, args.stop_after
+    return parse_recipe_arguments(argv, description=__doc__.splitlines()[0], from_json=RecipeConfig.from_json,
+                                  sample_config=sample_config, default_output="outputs/vng_kinetics")
 
 
 if __name__ == "__main__":

@@ -1,29 +1,34 @@
-"""What every training recipe (``recipes/*.py``) shares: where a multi-stage run is (:class:`Progress`, saved in each
-checkpoint), Accelerate checkpoints that a killed run resumes from (:func:`save_checkpoint`,
-:func:`latest_checkpoint`), the optimisation loop of one stage that resumes mid-epoch (:func:`train_stage`), a CSV
-log that drops the rows a resumed run repeats (:class:`CSVTracker`), and the results table (:func:`format_results`).
+"""What every training recipe (``recipes/*.py``) shares: its command line (:func:`parse_recipe_arguments`), the
+start of a run, fresh or resumed (:func:`start_run`: Accelerator, trackers, seed), where a multi-stage run is
+(:class:`Progress`, saved in each checkpoint), Accelerate checkpoints that a killed run resumes from
+(:func:`save_checkpoint`, :func:`latest_checkpoint`), the optimisation loop of one stage that resumes mid-epoch
+(:func:`train_stage`), a CSV log that drops the rows a resumed run repeats (:class:`CSVTracker`), and the results
+table (:func:`format_results`).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
+import importlib.util
 import json
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from typing import Any, Callable
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.tracking import GeneralTracker
+from accelerate.utils import KwargsHandler, ProjectConfiguration, set_seed
 
 from vng.io.common import write_json
 
-__all__ = ["CSVTracker", "Evaluation", "Progress", "StageRun", "format_results", "latest_checkpoint",
-           "save_checkpoint", "train_stage"]
+__all__ = ["CSVTracker", "Evaluation", "Progress", "RunStart", "StageRun", "format_results", "latest_checkpoint",
+           "parse_recipe_arguments", "save_checkpoint", "start_run", "train_stage"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,78 @@ class CSVTracker(GeneralTracker):
             csv.writer(handle).writerows([step, self.stage, name, value] for name, value in values.items())
 
 
+class _Stage(Protocol):
+    name: str
+    steps: int
+
+
+@dataclass
+class RunStart:
+    """A recipe run as :func:`start_run` sets it up: new, or resumed from its latest checkpoint."""
+
+    accelerator: Accelerator
+    progress: Progress  # read from the checkpoint, or a new one
+    checkpoint: Path | None  # the checkpoint to resume from (its state is loaded with the stage's objects)
+    stage_starts: list[int]  # the global step before each stage, then the total
+    csv_log: CSVTracker
+
+    @property
+    def resume_stage(self) -> int:
+        """The index of the stage to resume, -1 for a new run."""
+        return self.progress.stage if self.checkpoint else -1
+
+
+def start_run(output_dir: Path, stages: Sequence[_Stage], *, seed: int, project: str,
+              kwargs_handlers: Sequence[KwargsHandler] = ()) -> RunStart:
+    """Find the latest checkpoint under ``<output_dir>/checkpoints``, then make the Accelerator: CSV log (and
+    TensorBoard when installed) under ``<output_dir>/logs``, a batch order that depends only on (seed, epoch) so
+    a resumed run sees the same batches, the seed set."""
+    output_dir = Path(output_dir)
+    checkpoint = latest_checkpoint(output_dir / "checkpoints")
+    progress = Progress.read(checkpoint / "progress.json") if checkpoint else Progress()
+    stage_starts = np.cumsum([0] + [stage.steps for stage in stages]).tolist()
+    csv_log = CSVTracker(output_dir / "logs" / "train.csv",
+                         resume_step=stage_starts[progress.stage] + progress.step if checkpoint else -1)
+    trackers = [csv_log] + (["tensorboard"] if importlib.util.find_spec("tensorboard") else [])
+    accelerator = Accelerator(
+        log_with=trackers, step_scheduler_with_optimizer=False,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed),
+        kwargs_handlers=list(kwargs_handlers))
+    set_seed(seed)
+    accelerator.init_trackers(project)
+    if checkpoint:
+        accelerator.print(f"resuming from {checkpoint}: stage {stages[progress.stage].name!r}, step {progress.step}")
+    return RunStart(accelerator, progress, checkpoint, stage_starts, csv_log)
+
+
+class _RecipeConfig(Protocol):
+    def with_steps(self, steps: int) -> Any: ...
+
+
+Config = TypeVar("Config", bound=_RecipeConfig)
+
+
+def parse_recipe_arguments(argv: list[str] | None, *, description: str, from_json: Callable[[Path], Config],
+                           sample_config: Callable[[str], Config], default_output: str
+                           ) -> tuple[Config, int | None]:
+    """A recipe's command line: a JSON preset or the sample chain, with the data root, output folder and steps per
+    stage overridden. Returns the config and ``--stop-after`` (None when not given)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", type=Path, help="JSON preset (recipes/presets/); default: the sample-data chain")
+    parser.add_argument("--data-root", help="where the config's relative data paths live")
+    parser.add_argument("--output-dir", help="checkpoints, logs, models, results (default: the config's)")
+    parser.add_argument("--steps", type=int, help="optimizer steps of every stage (quick checks)")
+    parser.add_argument("--stop-after", type=int, help="checkpoint and exit after this many steps (resumable)")
+    args = parser.parse_args(argv)
+    config = from_json(args.config) if args.config else sample_config(args.output_dir or default_output)
+    if args.data_root:
+        config = dataclasses.replace(config, data_root=args.data_root)
+    if args.output_dir:
+        config = dataclasses.replace(config, output_dir=args.output_dir)
+    if args.steps is not None:
+        config = config.with_steps(args.steps)
+    return config, args.stop_after
 
 
 def format_results(progress: Progress) -> str:
