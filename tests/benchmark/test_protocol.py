@@ -171,3 +171,69 @@ def test_point_stcn_runs_through_the_cli_with_a_checkpoint(davis, tmp_path):
     missing = CliRunner().invoke(app, ["benchmark", "--method", "point-stcn", "--dataset", "davis", "--root",
                                        str(root), "--points", str(points), "--out", str(out)])
     assert missing.exit_code == 2 and "needs --checkpoint" in missing.output
+
+
+class _TruthAfterReference:
+    """A method whose session answers the true mask from its prompted frame on and nothing before it (to check
+    the backward pass and the scoring), recording the points it was given."""
+
+    name = "truth_after_reference"
+
+    def __init__(self, labels):
+        self.labels, self.given = labels, []
+
+    def start(self, video):
+        method = self
+
+        class Session:
+            def add_points(self, frame_index, object_id, points):
+                self.reference = frame_index
+                method.given.append((frame_index, object_id, len(points)))
+
+            def propagate(self, *, reverse=False):
+                order = range(self.reference, -1, -1) if reverse else range(self.reference, len(video))
+                for t in order:
+                    yield t, {1: (method.labels[t] == 1) if t >= self.reference else np.zeros_like(method.labels[t],
+                                                                                                   bool)}
+
+        return Session()
+
+
+def test_pv_oops_benchmark_segments_each_object_both_ways_and_scores_its_sparse_frames(tmp_path):
+    from vng.benchmark.oops import run_pv_oops_benchmark
+    from vng.io.masks import write_mask_png
+
+    labels = moving_squares([(4, 14)], [3])
+    write_davis_sequence(tmp_path / "davis", "alpha", render(labels), labels)
+    videos = tmp_path / "davis" / "JPEGImages" / "480p"
+    xy = np.array([[10.0, 20.0], [14.0, 24.0], [12.0, 28.0]], np.float32)
+    obj = ObjectAnnotation("obj_a", "alpha", "square", "", "",
+                           (FramePoints(2, Points(xy, np.array([1, 1, 1]))),
+                            FramePoints(4, Points(xy, np.array([1, 0, -1])))))
+    for t in (0, 4, 5):  # frame 0 lies before the initialisation frame 2
+        write_mask_png(tmp_path / "gt" / "obj_a" / f"{t:06d}.png", (labels[t] == 1).astype(np.uint8))
+    method = _TruthAfterReference(labels)
+    result = run_pv_oops_benchmark(method, [obj], videos=videos, gt=tmp_path / "gt", out=tmp_path / "out",
+                                   settings=(1, 2), processes=1, progress=False)
+    assert method.given == [(2, 1, 1), (2, 1, 2)]  # the first k foreground points of the first annotated frame
+    # frames 4 and 5 perfect (J = F = 1), frame 0 empty (J = F = 0): the object's mean is 2/3 in both settings
+    assert [s.j_and_f for s in result.settings] == pytest.approx([2 / 3, 2 / 3])
+    assert result.j_and_f == pytest.approx(2 / 3)
+    assert sorted(p.name for p in (tmp_path / "out" / "1-points" / "obj_a").iterdir()) == [
+        "000000.png", "000004.png", "000005.png"]  # only the scored frames are written
+    assert read_summary(result.summary_csv)[-1][0] == "mean" and result.plot.is_file()
+    # through the command line, with the training-free baseline
+    write_pv_annotations(tmp_path / "val.json", [obj])
+    arguments = ["benchmark", "--method", "flow", "--dataset", "pv-oops", "--root", str(videos), "--points",
+                 str(tmp_path / "val.json"), "--out", str(tmp_path / "cli"), "--settings", "1", "--processes", "1"]
+    failed = CliRunner().invoke(app, arguments)
+    assert failed.exit_code != 0 and "--masks" in failed.output
+    result = CliRunner().invoke(app, [*arguments, "--masks", str(tmp_path / "gt")])
+    assert result.exit_code == 0, result.output
+    assert "1-point" in result.output and (tmp_path / "cli" / "1-points" / "obj_a" / "000000.png").is_file()
+
+    (tmp_path / "gt" / "obj_b").mkdir()
+    write_mask_png(tmp_path / "gt" / "obj_b" / "000001.png", np.zeros((HEIGHT, WIDTH), np.uint8))
+    with pytest.raises(ValueError, match="obj_b"):
+        run_pv_oops_benchmark(method, [obj], videos=videos, gt=tmp_path / "gt", out=tmp_path / "out2",
+                              processes=1, progress=False)

@@ -9,6 +9,16 @@ Point-VOS ``frame_id`` convention ``f"{i:06d}"``)::
 
 Unlike DAVIS no frame is excluded: the annotated frames are not the reference frames. The figure is the mean over
 objects of their mean J and F (:class:`~vng.benchmark.frames.MeanScores`), J&F = (J + F) / 2.
+
+:func:`run_pv_oops_benchmark` is the whole benchmark (Tabs. 5 and 8): each object is segmented on its own, from the
+first k foreground points of its first annotated frame (the release's val objects have their initialisation points
+on one frame; in this library they are Point-VOS records, ``Oops/val.json``, read by
+:func:`vng.io.pointvos.read_pv_annotations`), for k in 1 / 2 / 5 / 10, forward from that frame and backward when a
+ground-truth frame lies before it; the ground-truth frames' predictions are written and scored::
+
+    result = run_pv_oops_benchmark(method, read_pv_annotations("Oops/val.json"), videos="Oops/videos/val",
+                                   gt="Oops/val_masks", out="bench/pv_oops")
+    print(result.format_table())        # Tab. 5 layout: mean, 1-point, ..., 10-point
 """
 
 from __future__ import annotations
@@ -16,16 +26,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from vng.benchmark.frames import MeanScores, ObjectScores, evaluate_frames, read_binary_mask, run_jobs
+from vng.benchmark.frames import (MeanScores, ObjectScores, default_processes, evaluate_frames, read_binary_mask,
+                                  run_jobs)
+from vng.benchmark.protocol import (SETTINGS, PointBenchmarkResult, SettingResult, plot_j_and_f,
+                                    run_segmentation_jobs, write_summary)
+from vng.datasets.simulate import reference_points
+from vng.inference import Method
 from vng.io.common import FormatError, Location
-from vng.io.video import list_frame_files
+from vng.io.masks import write_mask_png
+from vng.io.video import Video, list_frame_files
 from vng.metrics import BOUND_TH
+from vng.types import ObjectAnnotation, frame_id
 
-__all__ = ["MAX_GT_FRAMES", "evaluate_pv_oops", "read_sparse_masks"]
+__all__ = ["MAX_GT_FRAMES", "evaluate_pv_oops", "read_sparse_masks", "segment_object", "run_pv_oops_benchmark"]
 
 MAX_GT_FRAMES = 3  # PV-Oops val: dense masks on at most 3 frames per object
 
@@ -102,3 +119,82 @@ def evaluate_pv_oops(gt: str | os.PathLike | Mapping[str, Mapping[int, np.ndarra
                               "expected", Location(str(object_id)))
         jobs.append(_ObjectJob(str(object_id), dict(frames), Path(pred_dir), frame_name, bound_th))
     return MeanScores(tuple(run_jobs(_run, jobs, processes=processes)))
+
+
+def segment_object(method: Method, video: str | os.PathLike, obj: ObjectAnnotation, num_points: int,
+                   frames: Iterable[int], out: str | os.PathLike) -> int:
+    """Segment one object from the first ``num_points`` foreground points of its first annotated frame and write
+    its mask on ``frames`` as ``<out>/<frame_id>.png`` (0/255), forward from that frame, backward only when one of
+    ``frames`` lies before it. Returns the number of frames segmented."""
+    wanted = sorted(set(frames))
+    reference, points = reference_points(obj, num_points)
+    session = method.start(Video.open(video))
+    session.add_points(reference, 1, points)
+    out, segmented = Path(out), 0
+    passes = [(False, lambda index: index >= wanted[-1])]
+    if wanted[0] < reference:
+        passes.append((True, lambda index: index <= wanted[0]))
+    for reverse, last in passes:
+        for frame_index, masks in session.propagate(reverse=reverse):
+            segmented += 1
+            if frame_index in wanted:
+                write_mask_png(out / f"{frame_id(frame_index)}.png", masks[1].astype(np.uint8) * 255)
+            if last(frame_index):  # the rest of the video is not scored
+                break
+    return segmented
+
+
+@dataclass(frozen=True)
+class _SegmentJob:
+    method: Method
+    video: Path
+    obj: ObjectAnnotation
+    num_points: int
+    frames: tuple[int, ...]
+    out: Path
+
+
+def _segment(job: _SegmentJob) -> int:
+    try:
+        return segment_object(job.method, job.video, job.obj, job.num_points, job.frames, job.out)
+    except FormatError as error:  # its constructor takes the location apart: it does not survive the trip back
+        raise ValueError(str(error)) from None
+
+
+def run_pv_oops_benchmark(method: Method, annotations: Iterable[ObjectAnnotation], *, videos: str | os.PathLike,
+                          gt: str | os.PathLike, out: str | os.PathLike, settings: Sequence[int] = SETTINGS,
+                          processes: int | None = None, progress: bool = True) -> PointBenchmarkResult:
+    """The PV-Oops benchmark (module docstring): write ``<out>/<k>-points/<object id>/<frame_id>.png``, score
+    every setting, and write ``<out>/summary.csv`` and ``<out>/jf_vs_points.png`` as the DAVIS protocol does.
+
+    Args:
+        method: e.g. :class:`vng.baselines.PointSTCNMethod`; pickled to worker processes.
+        annotations: the objects' points (their first annotated frame holds the initialisation points).
+        videos: ``<videos>/<video_name>.mp4`` or frame folders ``<videos>/<video_name>/``.
+        gt: the ground-truth masks, ``<gt>/<object id>/<frame_id>.png`` (:func:`read_sparse_masks`).
+        processes: worker processes over (object, setting) pairs; None → one per core; 1 → inline.
+
+    Raises:
+        ValueError: a ground-truth object without points or video, a setting < 1.
+    """
+    from vng.datasets.point_clips import find_video
+
+    truth = read_sparse_masks(gt)
+    by_id = {obj.object_id: obj for obj in annotations}
+    missing = sorted(set(truth) - {key for key, obj in by_id.items() if obj.video_name is not None})
+    if missing:
+        raise ValueError(f"ground-truth objects {missing[:5]} have no points (or no video) in the annotations")
+    if not settings or min(settings) < 1:
+        raise ValueError(f"settings must be point counts >= 1, got {list(settings)}")
+    out = Path(out)
+    jobs = [_SegmentJob(method, find_video(videos, by_id[key].video_name), by_id[key], k, tuple(sorted(frames)),
+                        out / f"{k}-points" / key) for k in settings for key, frames in truth.items()]
+    costs = [max(job.frames) - reference_points(job.obj, 1)[0] + 1 for job in jobs]
+    processes = default_processes() if processes is None else processes
+    run_segmentation_jobs(_segment, jobs, costs, processes, progress)
+    results = tuple(SettingResult(k, evaluate_pv_oops(truth, out / f"{k}-points", processes=processes))
+                    for k in settings)
+    result = PointBenchmarkResult(method.name, results, out)
+    write_summary(result)
+    plot_j_and_f(result)
+    return result

@@ -29,14 +29,14 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from vng.benchmark.davis import DavisResults, evaluate_davis, write_davis_csvs
-from vng.benchmark.frames import ObjectScores, default_processes
+from vng.benchmark.frames import MeanScores, ObjectScores, default_processes
 from vng.datasets.simulate import parse_object_key, reference_points
 from vng.inference import Method
 from vng.io.common import FormatError, atomic_write
@@ -45,29 +45,32 @@ from vng.io.video import Video
 from vng.types import ObjectAnnotation
 
 __all__ = ["SETTINGS", "SettingResult", "PointBenchmarkResult", "merge_objects", "segment_sequence",
-           "run_point_benchmark", "write_summary", "plot_j_and_f"]
+           "run_point_benchmark", "run_segmentation_jobs", "write_summary", "plot_j_and_f"]
+
+Job = TypeVar("Job")
 
 SETTINGS = (1, 2, 5, 10)  # reference points per object at test time (Sec. 4.1, Tab. 3)
 
 
 @dataclass(frozen=True)
 class SettingResult:
-    """The scores of one setting: ``num_points`` reference points per object; per-object scores in ``scores``."""
+    """The scores of one setting: ``num_points`` reference points per object; per-object scores in ``scores``
+    (DAVIS, or PV-Oops: :mod:`vng.benchmark.oops`). Both figures are means over objects of their mean J and F."""
 
     num_points: int
-    scores: DavisResults
-
-    @property
-    def j_and_f(self) -> float:
-        return self.scores.j_and_f_mean
+    scores: DavisResults | MeanScores
 
     @property
     def j(self) -> float:
-        return self.scores.j_mean
+        return float(np.mean([o.j_mean for o in self.scores.objects]))
 
     @property
     def f(self) -> float:
-        return self.scores.f_mean
+        return float(np.mean([o.f_mean for o in self.scores.objects]))
+
+    @property
+    def j_and_f(self) -> float:
+        return (self.j + self.f) / 2
 
 
 @dataclass(frozen=True)
@@ -168,19 +171,21 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would only oversubscribe
 
 
-def _run_all(jobs: list[_Job], costs: list[int], processes: int, progress: bool) -> None:
-    """Run the jobs, costliest first, over ``processes`` worker processes (1: inline), with a progress bar."""
+def run_segmentation_jobs(run: Callable[[Job], int], jobs: Sequence[Job], costs: Sequence[int], processes: int,
+                          progress: bool) -> None:
+    """``run`` each job (it returns the frames it segmented), costliest first, over ``processes`` worker processes
+    (1: inline), with a progress bar in frames. ``run`` and the jobs are pickled to the workers."""
     order = sorted(range(len(jobs)), key=lambda i: -costs[i])
     with tqdm(total=sum(costs), unit="frame", desc="segmenting", disable=not progress) as bar:
         if processes <= 1:
             for i in order:
-                bar.update(_run(jobs[i]))
+                bar.update(run(jobs[i]))
             return
         # Fork server / spawn, not fork: the caller may run threads (OpenCV's pool) whose locks a fork would copy.
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(method),
                                  initializer=_worker_init) as pool:
-            for future in as_completed([pool.submit(_run, jobs[i]) for i in order]):
+            for future in as_completed([pool.submit(run, jobs[i]) for i in order]):
                 bar.update(future.result())
 
 
@@ -266,7 +271,7 @@ def run_point_benchmark(method: Method, annotations: Iterable[ObjectAnnotation],
             for k in settings for s in sequences]
     costs = [len(Video.open(job.frames)) for job in jobs]
     processes = default_processes() if processes is None else processes
-    _run_all(jobs, costs, processes, progress)
+    run_segmentation_jobs(_run, jobs, costs, processes, progress)
 
     reference_frames = {obj.object_id: reference_points(obj, 1)[0] for s in sequences for obj in by_sequence[s]}
     results = []

@@ -16,6 +16,7 @@ Output layout (``<out>/``)::
     Oops/{train,val}.json                         PV-Oops-style point annotations
     Oops/videos/{train,val}/<video>.mp4
     Oops/pseudo_masks/<split>/<object_id>/<frame_id>.png     0/1 masks of the annotated frames (degraded GT)
+    Oops/val_masks/<object_id>/<frame_id>.png     PV-Oops benchmark ground truth: true masks, 3 frames per object
     Kinetics/train.jsonl                          PV-Kinetics-style point annotations (their own videos)
     Kinetics/videos/train/<video>.mp4
     Kinetics/pseudo_masks/train/<object_id>/<frame_id>.png
@@ -840,13 +841,22 @@ def _write_vidln(out: Path, name: str, videos: list[SampleVideo], config: Sample
 
 
 def _write_point_vos(out: Path, dataset: str, split: str, videos: list[SampleVideo], config: SampleDataConfig) -> None:
-    """PV-Oops ``<split>.json`` / PV-Kinetics ``train.jsonl``, the videos, and the pseudo-masks."""
+    """PV-Oops ``<split>.json`` / PV-Kinetics ``train.jsonl``, the videos, and the pseudo-masks; for a val split
+    also the benchmark's ground truth (:mod:`vng.benchmark.oops`): the true masks of the last
+    :data:`~vng.benchmark.oops.MAX_GT_FRAMES` annotated frames, ``<split>_masks/<object_id>/<frame_id>.png``."""
+    from vng.benchmark.oops import MAX_GT_FRAMES
+
     suffix = ".jsonl" if dataset == "Kinetics" else ".json"
     write_pv_annotations(out / dataset / f"{split}{suffix}", [a for video in videos for a in video.annotations])
     for video in videos:
         write_video(pv_video_path(out, dataset, split, video.scene.video_id), video.scene.frames, fps=config.fps)
         for (object_id, frame_index), mask in video.pseudo_masks.items():
             write_mask_png(pseudo_mask_path(out, dataset, split, object_id, frame_index), mask)
+        if split == "val":
+            for annotation, obj in zip(video.annotations, video.scene.objects, strict=True):
+                for frame in annotation.frames[1:][-MAX_GT_FRAMES:]:  # never the initialisation frame
+                    path = out / dataset / f"{split}_masks" / annotation.object_id / f"{frame_id(frame.frame_index)}.png"
+                    write_mask_png(path, video.scene.mask(obj.track_id, frame.frame_index).astype(np.uint8))
 
 
 def _write_davis(root: Path, splits: dict[str, list[SampleVideo]], config: SampleDataConfig) -> None:
@@ -1131,6 +1141,7 @@ _LAYOUT = {
     "pv_oops": "Oops/{train,val}.json, Oops/videos/<split>/<video>.mp4",
     "pv_kinetics": "Kinetics/train.jsonl, Kinetics/videos/train/<video>.mp4",
     "pseudo_masks": "<Oops|Kinetics>/pseudo_masks/<split>/<object_id>/<frame_id>.png (0/1, degraded ground truth)",
+    "pv_oops_benchmark": "Oops/val_masks/<object_id>/<frame_id>.png (0/1 true masks, 3 frames per object)",
     "davis": "DAVIS/{JPEGImages,Annotations}/480p/<seq>/<00000>.{jpg,png}, DAVIS/ImageSets/2017/{train,val}.txt",
     "ytvos": "YouTubeVOS/{train,valid}/{JPEGImages,Annotations}/<video>/<00005>.{jpg,png}, .../meta.json",
     "vng": "VNG/{train,val}/{meta_expressions,vis_annotations,extra_masks}.json; frames: frames/synthetic_<split>/",
