@@ -267,6 +267,19 @@ def test_pseudo_masks_are_degraded_ground_truth(sample, davis_masks):
             assert 0.3 < iou < 1.0
 
 
+def test_pv_oops_val_ground_truth_is_the_true_masks_of_the_last_three_annotated_frames(sample, davis_masks):
+    from vng.benchmark.oops import read_sparse_masks
+
+    objects = read_pv_annotations(sample / "Oops" / "val.json")
+    truth = read_sparse_masks(sample / "Oops" / "val_masks")
+    assert set(truth) == {obj.object_id for obj in objects}
+    for obj in objects:
+        track = _track_of(obj.object_id, obj.video_name)
+        assert sorted(truth[obj.object_id]) == [f.frame_index for f in obj.frames[-3:]]
+        for frame_index, mask in truth[obj.object_id].items():
+            np.testing.assert_array_equal(mask > 0, davis_masks[obj.video_name][frame_index] == track)
+
+
 # --- DAVIS, YouTube-VOS -----------------------------------------------------------------------------------------------
 
 def test_davis_and_youtube_vos_layouts(sample, davis_masks):
