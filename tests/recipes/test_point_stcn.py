@@ -44,11 +44,12 @@ def sample(tmp_path_factory) -> Path:
     return root
 
 
-def quick_config(sample: Path, output: Path, steps: int, *, supervision: str = "points", settings=(1, 5)):
-    """The sample chain with ``steps`` per stage, two point settings, no loader processes."""
+def quick_config(sample: Path, output: Path, steps: int, *, supervision: str = "points", settings=(1, 5),
+                 validation=("pv_davis_val",)):
+    """The sample chain with ``steps`` per stage, two point settings, no loader processes, PV-DAVIS val only."""
     config = recipe.sample_config(output, supervision=supervision).with_steps(steps)
     return dataclasses.replace(config, data_root=str(sample), num_workers=0, log_every=1, checkpoint_every=2,
-                               settings=settings)
+                               settings=settings, validation={name: config.validation[name] for name in validation})
 
 
 def read_rows(output: Path) -> list[dict]:
@@ -57,18 +58,24 @@ def read_rows(output: Path) -> list[dict]:
 
 
 def test_point_chain_trains_evaluates_and_saves(sample, tmp_path):
-    config = quick_config(sample, tmp_path, steps=2)
+    config = quick_config(sample, tmp_path, steps=2, validation=("pv_davis_val", "pv_oops_val"))
     progress = recipe.main(config)
 
     stages = [stage.name for stage in config.stages]
-    assert [e.after for e in progress.evaluations] == ["untrained", *stages]
-    assert [e.step for e in progress.evaluations] == [0, 2, 4, 6]
+    sets = ["pv_davis_val", "pv_oops_val"]
+    assert [(e.after, e.dataset) for e in progress.evaluations] == [(a, s) for a in ["untrained", *stages]
+                                                                     for s in sets]
+    assert [e.step for e in progress.evaluations] == [0, 0, 2, 2, 4, 4, 6, 6]
     assert all(0 <= e.j_and_f <= 1 for e in progress.evaluations)
-    # the benchmark protocol ran for every stage: per-setting folders, the summary and the plot
+    # the benchmark protocols ran for every stage: per-setting folders, the summary and the plot
     for after in ["untrained", *stages]:
-        folder = tmp_path / "benchmark" / after / "pv_davis_val"
-        assert (folder / "summary.csv").is_file() and (folder / "jf_vs_points.png").is_file()
-        assert sorted(p.name for p in folder.glob("*-points")) == ["1-points", "5-points"]
+        for name in sets:
+            folder = tmp_path / "benchmark" / after / name
+            assert (folder / "summary.csv").is_file() and (folder / "jf_vs_points.png").is_file()
+            assert sorted(p.name for p in folder.glob("*-points")) == ["1-points", "5-points"]
+    # PV-Oops: each object's three ground-truth frames
+    oops = tmp_path / "benchmark" / "untrained" / "pv_oops_val" / "5-points"
+    assert {len(list(folder.iterdir())) for folder in oops.iterdir()} == {3}
     assert (tmp_path / "learning.png").is_file()
     rows = read_rows(tmp_path)
     assert [int(r["step"]) for r in rows if r["name"] == "loss"] == list(range(1, 7))
@@ -183,6 +190,10 @@ def test_presets_are_the_table_chains(path):
     assert ("point-vos/Oops/train.json" in data) == ("oops" in path.stem)
     assert ("point-vos/Kinetics/train.jsonl" in data) == path.stem.endswith("kinetics")
     assert chain in ("yt", "oops", "kinetics")
-    assert config.model.key_encoder == "resnet50" and set(config.validation) == {"pv_davis_val"}
+    assert config.model.key_encoder == "resnet50" and set(config.validation) == {"pv_davis_val", "pv_oops_val"}
+    assert config.validation["pv_oops_val"].kind == "pv_oops"
+    # points stages weigh their background points (the presets' assumed density ratios, README)
+    assert [stage.background_weight for stage in config.stages[1:]] == (
+        [1.0] * (len(names) - 1) if pseudo else [4.0] * (len(names) - 2) + [9.0])
     assert recipe.RecipeConfig.from_dict(dataclasses.asdict(config)) == config
     np.testing.assert_equal(len(names), 2 if path.stem.endswith("davis_yt") else 3)
