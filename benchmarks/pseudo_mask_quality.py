@@ -3,9 +3,10 @@
 Every ``--every``-th frame of every sequence; on each frame 10 fg points (>= 20 px apart) and then 10 bg points (also
 >= 20 px from all of them) are drawn with ``vng.points.sample_points`` from a generator seeded by (seed, CRC-32 of the
 sequence name, frame index); the k-fg settings use the first k fg points (nested, as PV-DAVIS references are). Each frame is encoded once
-and every setting and variant is decoded from that one embedding (``--embedding-cache`` also keeps it across runs).
-Variants are the decoding tricks SAM users know: refinement with the previous low-res logits, a box around the fg
-points, SAM's single mask instead of its best-of-three for one click, and the points fed as corrective clicks.
+and every setting and variant is decoded from that one embedding (``--embedding-cache`` also keeps it across runs,
+and the focus variants' crops, by content). Variants are the decoding tricks SAM users know: refinement with the
+previous low-res logits, a box around the fg points, SAM's single mask instead of its best-of-three for one click,
+the points fed as corrective clicks, and a zoom-in pass on a crop around the first answer (``FocusConfig``).
 Goal: >= 0.85 mean IoU at 10 fg + 10 bg.
 
     python benchmarks/pseudo_mask_quality.py --davis ../shared/data/davis2016-val \\
@@ -15,6 +16,7 @@ Goal: >= 0.85 mean IoU at 10 fg + 10 bg.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 import zlib
@@ -30,7 +32,7 @@ from vng.metrics import jaccard
 from vng.points import sample_points
 from vng.segmenters import (OnnxSamConfig, OnnxSamSegmenter, PointPromptConfig, Prediction, Prompt,
                             SamDecodingConfig, points_prompt)
-from vng.segmenters.base import ImageEmbedding, resized_size
+from vng.segmenters.base import FocusConfig, ImageEmbedding, resized_size
 from vng.types import Points
 
 SETTINGS = {"1 fg": (1, 0), "2 fg": (2, 0), "5 fg": (5, 0), "10 fg": (10, 0), "10 fg + 10 bg": (10, 10)}
@@ -43,15 +45,45 @@ class Variant:
     corrective: bool = False  # feed the points as corrective clicks (see corrective_clicks) instead of all at once
 
 
+NO_FOCUS = SamDecodingConfig(focus=None)
 VARIANTS = {
-    "no refinement": Variant(PointPromptConfig(), SamDecodingConfig(refine_iterations=0)),
-    "refine x1": Variant(PointPromptConfig(), SamDecodingConfig(refine_iterations=1)),
-    "refine x2 (default)": Variant(PointPromptConfig(), SamDecodingConfig()),
-    "fg box": Variant(PointPromptConfig(box_from_foreground=True), SamDecodingConfig()),
-    "single mask, no refinement": Variant(PointPromptConfig(), SamDecodingConfig(multimask=False,
-                                                                                  refine_iterations=0)),
-    "corrective clicks": Variant(PointPromptConfig(), SamDecodingConfig(refine_iterations=0), corrective=True),
+    "no refinement": Variant(PointPromptConfig(), SamDecodingConfig(refine_iterations=0, focus=None)),
+    "refine x1": Variant(PointPromptConfig(), SamDecodingConfig(refine_iterations=1, focus=None)),
+    "refine x2 (default)": Variant(PointPromptConfig(), NO_FOCUS),
+    "fg box": Variant(PointPromptConfig(box_from_foreground=True), NO_FOCUS),
+    "single mask, no refinement": Variant(PointPromptConfig(), SamDecodingConfig(multimask=False, refine_iterations=0,
+                                                                                  focus=None)),
+    "corrective clicks": Variant(PointPromptConfig(), SamDecodingConfig(refine_iterations=0, focus=None),
+                                 corrective=True),
+    "focus x2": Variant(PointPromptConfig(), SamDecodingConfig(focus=FocusConfig(expand=2.0))),
+    "focus x2, no agreement check": Variant(PointPromptConfig(),
+                                            SamDecodingConfig(focus=FocusConfig(expand=2.0, min_agreement=0.0))),
+    "focus x1.5": Variant(PointPromptConfig(), SamDecodingConfig(focus=FocusConfig(expand=1.5))),
 }
+
+
+class CropCachingSegmenter(OnnxSamSegmenter):
+    """The ONNX backend keeping the encoder outputs of the focus crops in a folder, named by the crop's content, so
+    that other variants and reruns encode no crop twice; counts the encoder time spent on crops."""
+
+    def __init__(self, config: OnnxSamConfig, folder: Path | None) -> None:
+        super().__init__(config)
+        self.folder = folder
+        self.crop_seconds: list[float] = []
+
+    def embed(self, image: np.ndarray) -> ImageEmbedding:
+        key = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest()
+        path = None if self.folder is None else self.folder / f"{image.shape[0]}x{image.shape[1]}_{key}.npy"
+        if path is not None and path.is_file():
+            size = (image.shape[0], image.shape[1])
+            return ImageEmbedding(np.load(path), size, resized_size(*size, self.input_size), image)
+        start = time.perf_counter()
+        embedding = super().embed(image)
+        self.crop_seconds.append(time.perf_counter() - start)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, embedding.features)
+        return embedding
 
 
 def corrective_clicks(segmenter: OnnxSamSegmenter, embedding: ImageEmbedding, prompt: Prompt) -> Prediction:
@@ -79,13 +111,14 @@ def frame_points(gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
 
 
 def embedding_for(segmenter: OnnxSamSegmenter, image: np.ndarray, cache: Path | None) -> tuple[ImageEmbedding, float]:
-    """The frame's embedding and the encoder seconds spent (0 when it came from the cache)."""
+    """The frame's embedding (with the image, for focus crops) and the encoder seconds spent (0 when it came from the
+    cache)."""
     size = (image.shape[0], image.shape[1])
     input_size = resized_size(*size, segmenter.input_size)
     if cache is not None and cache.is_file():
-        return ImageEmbedding(np.load(cache), size, input_size), 0.0
+        return ImageEmbedding(np.load(cache), size, input_size, image), 0.0
     start = time.perf_counter()
-    embedding = segmenter.embed(image)
+    embedding = OnnxSamSegmenter.embed(segmenter, image)
     seconds = time.perf_counter() - start
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -102,12 +135,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sequences", nargs="*", help="default: ImageSets/2016/val.txt, else every sequence")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--embedding-cache", type=Path, help="keep encoder outputs here (.npy) across runs")
+    parser.add_argument("--embedding-cache", type=Path, help="keep encoder outputs here (.npy) across runs: frames as "
+                        "<sequence>/<frame>.npy, focus crops in crops/")
     parser.add_argument("--json", type=Path, help="write per-frame IoUs here")
     parser.add_argument("--num-threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
     args = parser.parse_args()
 
-    segmenter = OnnxSamSegmenter(OnnxSamConfig(args.encoder, args.decoder, num_threads=args.num_threads))
+    segmenter = CropCachingSegmenter(OnnxSamConfig(args.encoder, args.decoder, num_threads=args.num_threads),
+                                     None if args.embedding_cache is None else args.embedding_cache / "crops")
     sequences = args.sequences
     if not sequences:
         try:
@@ -161,7 +196,11 @@ def main() -> None:
     if encoder_seconds:
         print(f"encoder: {np.mean(encoder_seconds):.2f} s a frame (median {np.median(encoder_seconds):.2f}) over "
               f"{len(encoder_seconds)} frames")
-    print(f"decoder: {1000 * decoder_seconds / max(decodes, 1):.0f} ms a prompt over {decodes} prompts")
+    if segmenter.crop_seconds:
+        print(f"encoder on focus crops: {np.mean(segmenter.crop_seconds):.2f} s a crop over "
+              f"{len(segmenter.crop_seconds)} crops (not counting cached ones)")
+    print(f"decoder: {1000 * decoder_seconds / max(decodes, 1):.0f} ms a prompt over {decodes} prompts (focus "
+          f"variants: crop encoding included)")
     if args.json is not None:
         args.json.write_text(json.dumps(per_frame, indent=1))
 

