@@ -148,6 +148,8 @@ class StageConfig:
             raise ValueError(f"stage {self.name!r}: steps must be >= 0, batch_size >= 1")
         if self.loss is not None and self.loss not in LOSSES:
             raise ValueError(f"stage {self.name!r}: loss must be one of {LOSSES}, got {self.loss!r}")
+        if not self.background_weight > 0:
+            raise ValueError(f"stage {self.name!r}: background_weight must be > 0, got {self.background_weight}")
         if not self.data:
             raise ValueError(f"stage {self.name!r} has no data")
 

@@ -175,6 +175,16 @@ def test_pseudo_mask_supervision_needs_masks():
         dataclasses.replace(config, supervision="pseudo_masks")
 
 
+def test_bad_stage_and_validation_settings_name_what_is_wrong():
+    stage = recipe.sample_config("/tmp/x").stages[1]
+    with pytest.raises(ValueError, match="stage 'pv_oops_kinetics': background_weight"):
+        dataclasses.replace(stage, background_weight=0.0)
+    with pytest.raises(ValueError, match="needs masks"):
+        recipe.ValidationSet("Oops/videos/val", "Oops/val.json", kind="pv_oops")
+    with pytest.raises(ValueError, match="validation kind"):
+        recipe.ValidationSet("DAVIS", "PV/davis_val.json", kind="ytvos")
+
+
 @pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
 def test_presets_are_the_table_chains(path):
     config = recipe.RecipeConfig.from_json(path)
