@@ -38,7 +38,7 @@ from vng.datasets.simulate import reference_points
 from vng.inference import Method
 from vng.io.common import FormatError, Location
 from vng.io.masks import write_mask_png
-from vng.io.video import Video, list_frame_files
+from vng.io.video import Video, find_video, list_frame_files
 from vng.metrics import BOUND_TH
 from vng.types import ObjectAnnotation, frame_id
 
@@ -177,8 +177,6 @@ def run_pv_oops_benchmark(method: Method, annotations: Iterable[ObjectAnnotation
     Raises:
         ValueError: a ground-truth object without points or video, a setting < 1.
     """
-    from vng.datasets.point_clips import find_video
-
     truth = read_sparse_masks(gt)
     by_id = {obj.object_id: obj for obj in annotations}
     missing = sorted(set(truth) - {key for key, obj in by_id.items() if obj.video_name is not None})

@@ -50,12 +50,12 @@ from torchvision.transforms.v2 import functional as TF
 from vng.datasets.static_clips import StaticClipDataset
 from vng.io.common import FormatError, Location
 from vng.io.masks import read_mask_png
-from vng.io.video import read_frames
+from vng.io.video import find_video, read_frames
 from vng.points import sample_points
 from vng.types import ObjectAnnotation, PointLabel, frame_id
 
 __all__ = ["PointClip", "PointClipBatch", "PointClipConfig", "PointVOSClipDataset", "StaticPointClipDataset",
-           "collate_point_clips", "transform_points", "find_video", "choose_clip_frames", "point_density_ratio"]
+           "collate_point_clips", "transform_points", "choose_clip_frames", "point_density_ratio"]
 
 
 @dataclass(frozen=True)
@@ -182,11 +182,9 @@ def _augment(frames: list[np.ndarray], points: list[tuple[np.ndarray, np.ndarray
     return images, xy, labels, mask_out
 
 
-def find_video(videos: str | os.PathLike, video_name: str) -> Path:
-    """``<videos>/<video_name>.mp4`` (the release layout: ``<Dataset>/videos/<split>``) if it exists, else the frame
-    folder ``<videos>/<video_name>`` (DAVIS ``JPEGImages/480p``, YouTube-VOS ``train/JPEGImages``)."""
-    path = Path(videos) / f"{video_name}.mp4"
-    return path if path.is_file() else Path(videos) / video_name
+def _target_path(masks: Path, object_id: str, frame_index: int) -> Path:
+    """Where an object's dense target on a frame lies: ``<masks>/<object_id>/<frame_id>.png``."""
+    return masks / object_id / f"{frame_id(frame_index)}.png"
 
 
 class PointClipDataset(Dataset):
@@ -276,7 +274,7 @@ class PointVOSClipDataset(PointClipDataset):
         for obj in objects:
             if obj.video_name is None:
                 continue
-            frames = [f for f in obj.frames if self.masks is None or self._mask_path(obj, f.frame_index).is_file()]
+            frames = [f for f in obj.frames if self.masks is None or _target_path(self.masks, obj.object_id, f.frame_index).is_file()]
             references = tuple(bool((f.points.labels == PointLabel.FOREGROUND).any()) for f in frames)
             if choose_clip_frames(references, config.num_frames, config.max_gap, np.random.default_rng(0)):
                 self.objects.append(_Object(obj, tuple(f.frame_index for f in frames), references))
@@ -284,9 +282,6 @@ class PointVOSClipDataset(PointClipDataset):
 
     def __len__(self) -> int:
         return len(self.objects)
-
-    def _mask_path(self, obj: ObjectAnnotation, frame_index: int) -> Path:
-        return self.masks / obj.object_id / f"{frame_id(frame_index)}.png"
 
     def _clip(self, index: int, rng: np.random.Generator) -> PointClip:
         item = self.objects[index]
@@ -302,10 +297,10 @@ class PointVOSClipDataset(PointClipDataset):
         if self.masks is not None:
             masks = []
             for i in chosen:
-                mask = read_mask_png(self._mask_path(obj, i))
+                path = _target_path(self.masks, obj.object_id, i)
+                mask = read_mask_png(path)
                 if mask.shape != frames[0].shape[:2]:
-                    raise FormatError(f"mask is {mask.shape}, the frame {frames[0].shape[:2]}",
-                                      Location(str(self._mask_path(obj, i))))
+                    raise FormatError(f"mask is {mask.shape}, the frame {frames[0].shape[:2]}", Location(str(path)))
                 masks.append((mask > 0).astype(np.uint8))
         points = [(by_frame[i].xy, by_frame[i].labels) for i in chosen]
         images, xy, labels, mask_out = _augment(frames, points, masks, self.config, rng)
@@ -361,7 +356,7 @@ def point_density_ratio(objects: Sequence[ObjectAnnotation], masks: str | os.Pat
     logs = []
     for obj in objects:
         for frame in obj.frames:
-            path = masks / obj.object_id / f"{frame_id(frame.frame_index)}.png"
+            path = _target_path(masks, obj.object_id, frame.frame_index)
             labels = frame.points.labels
             n_fg, n_bg = int((labels == PointLabel.FOREGROUND).sum()), int((labels == PointLabel.BACKGROUND).sum())
             if not (n_fg and n_bg and path.is_file()):

@@ -30,7 +30,7 @@ from PIL import Image
 from vng.io.common import FormatError, Location, atomic_write
 from vng.types import frame_id
 
-__all__ = ["Video", "FRAME_SUFFIXES", "list_frame_files", "read_frames", "write_video", "write_frames"]
+__all__ = ["Video", "FRAME_SUFFIXES", "find_video", "list_frame_files", "read_frames", "write_video", "write_frames"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -336,6 +336,13 @@ def write_frames(folder: str | os.PathLike, frames: Iterable[np.ndarray], *, nam
     if names is not None and len(paths) != len(names):
         raise ValueError(f"{len(names)} names given for {len(paths)} frames")
     return paths
+
+
+def find_video(videos: str | os.PathLike, video_name: str) -> Path:
+    """``<videos>/<video_name>.mp4`` (the release layout: ``<Dataset>/videos/<split>``) if it exists, else the frame
+    folder ``<videos>/<video_name>`` (DAVIS ``JPEGImages/480p``, YouTube-VOS ``train/JPEGImages``)."""
+    path = Path(videos) / f"{video_name}.mp4"
+    return path if path.is_file() else Path(videos) / video_name
 
 
 def read_frames(path: str | os.PathLike, indices: Iterable[int], location: Location | None = None
