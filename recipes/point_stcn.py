@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -74,8 +73,8 @@ from vng.losses import bootstrapped_cross_entropy, huberised_cross_entropy, poin
 from vng.models.stcn import STCN, STCNConfig, point_reference, render_points
 from vng.pipeline.pseudo_masks import make_pseudo_masks
 from vng.segmenters.grabcut import GrabCutSegmenter
-from vng.training import (Evaluation, Progress, StageRun, format_results, parse_recipe_arguments, save_checkpoint,
-                          start_run, train_stage)
+from vng.training import (ChainConfig, Evaluation, Progress, StageRun, format_results, parse_recipe_arguments,
+                          save_checkpoint, start_run, train_stage)
 from vng.types import PointLabel
 
 SOURCE_KINDS = ("static", "points")
@@ -178,7 +177,7 @@ class ValidationSet:
 
 
 @dataclass(frozen=True)
-class RecipeConfig:
+class RecipeConfig(ChainConfig):
     """The whole chain. ``RecipeConfig.from_json(path)`` reads a preset (recipes/presets/point_stcn_*.json)."""
 
     stages: tuple[StageConfig, ...]
@@ -235,14 +234,6 @@ class RecipeConfig:
         if "settings" in data:
             data["settings"] = tuple(data["settings"])
         return cls(stages=stages, validation=validation, model=STCNConfig(**data.pop("model", {})), **data)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> RecipeConfig:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
-    def with_steps(self, steps: int) -> RecipeConfig:
-        """The same chain with ``steps`` optimizer steps in every stage (quick checks)."""
-        return dataclasses.replace(self, stages=tuple(dataclasses.replace(s, steps=steps) for s in self.stages))
 
 
 def sample_config(output_dir: str | Path = "outputs/point_stcn", *, supervision: str = "points") -> RecipeConfig:
@@ -571,7 +562,7 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
 
 def parse_arguments(argv: list[str] | None = None, *, supervision: str = "points",
                     default_output: str = "outputs/point_stcn") -> tuple[RecipeConfig, int | None]:
-    return parse_recipe_arguments(argv, description=__doc__.splitlines()[0], from_json=RecipeConfig.from_json,
+    return parse_recipe_arguments(argv, description=__doc__.splitlines()[0], config_class=RecipeConfig,
                                   sample_config=functools.partial(sample_config, supervision=supervision),
                                   default_output=default_output)
 

@@ -26,7 +26,6 @@ weights: the clips, augmentations and batch order depend only on (seed, epoch, i
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +45,8 @@ from vng.io.masks import rle_decode
 from vng.metrics import jaccard_and_boundary_f
 from vng.models import RFVNG, RFVNGConfig
 from vng.models.text import default_text_encoder_path, load_tokenizer
-from vng.training import (Evaluation, Progress, StageRun, format_results, parse_recipe_arguments, save_checkpoint,
-                          start_run, train_stage)
+from vng.training import (ChainConfig, Evaluation, Progress, StageRun, format_results, parse_recipe_arguments,
+                          save_checkpoint, start_run, train_stage)
 
 DATA_KINDS = ("coco_png", "point_vos", "vis")
 
@@ -108,7 +107,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class RecipeConfig:
+class RecipeConfig(ChainConfig):
     """The whole chain. ``RecipeConfig.from_json(path)`` reads a preset (recipes/presets/*.json)."""
 
     stages: tuple[StageConfig, ...]
@@ -151,14 +150,6 @@ class RecipeConfig:
                        for stage in data.pop("stages"))
         validation = {name: DataSource(**source) for name, source in data.pop("validation").items()}
         return cls(stages=stages, validation=validation, model=ModelConfig(**data.pop("model", {})), **data)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> RecipeConfig:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
-    def with_steps(self, steps: int) -> RecipeConfig:
-        """The same chain with ``steps`` optimizer steps in every stage (quick checks)."""
-        return dataclasses.replace(self, stages=tuple(dataclasses.replace(s, steps=steps) for s in self.stages))
 
 
 def sample_config(output_dir: str | Path = "outputs/vng_kinetics") -> RecipeConfig:
@@ -379,7 +370,7 @@ def main(config: RecipeConfig, *, stop_after: int | None = None) -> Progress:
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[RecipeConfig, int | None]:
-    return parse_recipe_arguments(argv, description=__doc__.splitlines()[0], from_json=RecipeConfig.from_json,
+    return parse_recipe_arguments(argv, description=__doc__.splitlines()[0], config_class=RecipeConfig,
                                   sample_config=sample_config, default_output="outputs/vng_kinetics")
 
 

