@@ -375,8 +375,9 @@ def benchmark(
         _fail(f"--method must be one of {', '.join([*METHODS, 'point-stcn', 'stcn-pseudo-masks'])}, got {method!r}")
     if dataset not in ("davis", "pv-oops"):
         _fail(f"--dataset must be davis or pv-oops (YouTube-VOS is scored by its server), got {dataset!r}")
-    if dataset == "pv-oops" and (masks is None or method == "oracle"):
-        _fail("--dataset pv-oops needs --masks (the ground truth) and a method that is not the DAVIS oracle")
+    if dataset == "pv-oops" and (masks is None or method == "oracle" or sequences is not None):
+        _fail("--dataset pv-oops needs --masks (the ground truth), takes no --sequences (it scores every object of "
+              "--masks), and no DAVIS oracle")
     try:
         counts = [int(value) for value in settings.split(",")]
     except ValueError:
