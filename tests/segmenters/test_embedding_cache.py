@@ -58,11 +58,11 @@ def test_memory_hits_misses_and_changed_pixels():
 
 def test_memory_is_bounded_least_recently_used_first():
     segmenter = MeanSam()
-    cache = EmbeddingCache(segmenter, max_bytes=2 * 48)  # two embeddings
+    cache = EmbeddingCache(segmenter, max_bytes=2 * (48 + 1800))  # two embeddings: features and 20x30 RGB images
     a, b, c = frames(3)
     cache.embed(a), cache.embed(b), cache.embed(a)  # a is now the most recently used
     cache.embed(c)  # drops b
-    assert len(cache) == 2 and cache.nbytes == 96
+    assert len(cache) == 2 and cache.nbytes == 2 * (48 + 1800)
     cache.embed(a)
     assert segmenter.encoded == 3
     cache.embed(b)

@@ -363,6 +363,17 @@ class SamStyleSegmenter(Segmenter):
 
     def _predict_logits(self, embedding: ImageEmbedding, prompt: Prompt) -> tuple[float, np.ndarray, np.ndarray]:
         """The full-frame answer: (predicted IoU, low-res logits, (H, W) logits of the original image)."""
+        score, low_res = self.predict_low_res(embedding, prompt)
+        return score, low_res, upscale_logits(low_res, embedding.input_size, embedding.original_size, self.input_size)
+
+    def predict_low_res(self, embedding: ImageEmbedding, prompt: Prompt, *,
+                        refine_iterations: int | None = None) -> tuple[float, np.ndarray]:
+        """The full-frame answer before upscaling and without the focus pass: (predicted IoU, (S, S) float32
+        low-resolution logits). ``refine_iterations`` overrides the decoding config's (a video method that already
+        gives the previous frame's mask as ``mask_input`` needs fewer passes)."""
+        refine_iterations = self.decoding.refine_iterations if refine_iterations is None else refine_iterations
+        if refine_iterations < 0:
+            raise ValueError(f"refine_iterations must be >= 0, got {refine_iterations}")
         coords = transform_coords(prompt.points, embedding.original_size, embedding.input_size)
         labels = prompt.labels.astype(np.float32)
         box = None
@@ -373,9 +384,9 @@ class SamStyleSegmenter(Segmenter):
         score, low_res = self._decode_best(embedding, coords, labels, box, prompt.mask, multimask)
         # A mask prompt makes SAM answer with its single mask: refining an ambiguous prompt would drop the
         # best-of-three answer, so refinement follows single-mask answers only.
-        for _ in range(0 if multimask else self.decoding.refine_iterations):
+        for _ in range(0 if multimask else refine_iterations):
             score, low_res = self._decode_best(embedding, coords, labels, box, low_res, False)
-        return score, low_res, upscale_logits(low_res, embedding.input_size, embedding.original_size, self.input_size)
+        return score, low_res
 
     def predict(self, embedding: ImageEmbedding, prompt: Prompt) -> Prediction:
         score, low_res, logits = self._predict_logits(embedding, prompt)

@@ -31,11 +31,11 @@ from vng.segmenters.base import ImageEmbedding, SamStyleSegmenter, Segmenter, _c
 __all__ = ["EmbeddingCache"]
 
 
-def _nbytes(features) -> int:
-    """Bytes held by an embedding's features (numpy array or torch tensor)."""
-    if hasattr(features, "nbytes"):
-        return int(features.nbytes)
-    return int(features.numel() * features.element_size())
+def _nbytes(embedding: ImageEmbedding) -> int:
+    """Bytes an embedding holds: its features (numpy array or torch tensor) and the image it keeps."""
+    features = embedding.features
+    size = int(features.nbytes) if isinstance(features, np.ndarray) else features.numel() * features.element_size()
+    return size + (0 if embedding.image is None else int(embedding.image.nbytes))
 
 
 class EmbeddingCache:
@@ -43,8 +43,9 @@ class EmbeddingCache:
 
     Args:
         segmenter: the segmenter whose :meth:`~vng.segmenters.base.Segmenter.embed` fills the cache.
-        max_bytes: memory held by cached features at most; the least recently used are dropped beyond it (an
-            embedding larger than the bound is returned but not kept). 0 disables the memory store.
+        max_bytes: memory held by cached embeddings at most (their features and the images they keep); the least
+            recently used are dropped beyond it (an embedding larger than the bound is returned but not kept). 0
+            disables the memory store.
         folder: a folder shared by processes and runs (float16 ``.npy`` files), or None. Needs a SAM-style
             segmenter with an ``embedding_id``.
 
@@ -71,7 +72,7 @@ class EmbeddingCache:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of features held in memory now."""
+        """Bytes held in memory now (features and images)."""
         return self._bytes
 
     def __len__(self) -> int:
@@ -99,14 +100,14 @@ class EmbeddingCache:
         return embedding
 
     def _remember(self, key: str, embedding: ImageEmbedding) -> None:
-        size = _nbytes(embedding.features)
+        size = _nbytes(embedding)
         if size > self.max_bytes:
             return
         self._memory[key] = embedding
         self._bytes += size
         while self._bytes > self.max_bytes:
             _, dropped = self._memory.popitem(last=False)
-            self._bytes -= _nbytes(dropped.features)
+            self._bytes -= _nbytes(dropped)
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}.npy"
