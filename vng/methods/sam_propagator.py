@@ -9,7 +9,8 @@ No trained video model and no model file beyond the segmenter's; it runs on a CP
     for frame_index, masks in session.propagate():                     # frame 0, 1, 2, ...
         masks[1]                                                       # (H, W) bool
 
-On a prompted frame the object's mask is the segmenter's answer to its points (or the given mask). Every later
+On a prompted frame the object's mask is the segmenter's answer to its points, refined by a zoom-in pass on a crop
+around it (``reference_focus``), or the given mask. Every later
 frame (earlier, in reverse) is segmented as follows, for each object:
 
 1. **Short-term motion.** The previous frame's logits are warped by dense optical flow (OpenCV DIS, backward flow,
@@ -47,6 +48,7 @@ means the same at any resolution.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import deque
 from dataclasses import dataclass, field
@@ -56,10 +58,11 @@ import cv2
 import numpy as np
 import torch
 
-from vng.inference import Method, PromptedSession, SegmentationSession
+from vng.inference import PromptedSession, SegmentationSession
 from vng.io.video import Video
 from vng.segmenters import build_segmenter
-from vng.segmenters.base import ImageEmbedding, SamStyleSegmenter, downscale_logits, upscale_logits
+from vng.segmenters.base import (FocusConfig, ImageEmbedding, SamStyleSegmenter, downscale_logits,
+                                 upscale_logits)
 from vng.segmenters.base import Prompt as DecoderPrompt
 from vng.segmenters.embedding_cache import EmbeddingCache
 from vng.types import Points
@@ -92,6 +95,10 @@ class SamPropagatorConfig:
     # Decoder passes with its own answer fed back as mask_input after the first; the prior is the first pass's
     # mask_input already, so one refinement is enough (the segmenter's own default is 2: for a cold start).
     refine_iterations: int = 1
+    # A zoom-in pass (FocusConfig) for the mask of a points prompt, or None. It costs one encoder run per prompt,
+    # not per frame; on 70 DAVIS-2016 val frames (every 20th, fresh random points) the mask's IoU goes from
+    # 0.511 / 0.686 / 0.767 / 0.813 to 0.517 / 0.712 / 0.776 / 0.822 at 1 / 2 / 5 / 10 points.
+    reference_focus: FocusConfig | None = FocusConfig()
     # Weight of the memory readout in the prior. Above 0.5 the readout alone can keep a region (what re-finds an
     # object), below it, it can only remove: 0.3 / 0.5 / 0.6 / 0.7 gave 63 / 74 / 76 / 77 J&F on the 6 sequences;
     # 0.6 leaves the flow a say where the readout's 16-px cells are too coarse (thin parts).
@@ -444,6 +451,8 @@ class SamPropagatorSession(PromptedSession):
         self._tolerance = max(config.track_tolerance * scale, 0.5)
         self._window = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * config.readout_window + 1,) * 2)
         self._tracks: dict[int, _Track] = {}
+        self._reference_masks: dict[tuple[int, int], tuple[Points, np.ndarray]] = {}  # (frame, object): (prompt, mask)
+        self._decoding = dataclasses.replace(segmenter.decoding, refine_iterations=config.refine_iterations)
 
     @property
     def memory_frames(self) -> dict[int, tuple[int, ...]]:
@@ -500,7 +509,7 @@ class SamPropagatorSession(PromptedSession):
                     if object_id not in prompts:
                         accepted[object_id] = self._step(track, embedding, grid, keys, forward, backward)
             for object_id, prompt in prompts.items():
-                tracks[object_id] = self._start(prompt, embedding, grid, keys, frame_index)
+                tracks[object_id] = self._start(frame_index, object_id, prompt, embedding, grid, keys)
             probabilities = self._exclusive(tracks)
             masks = self._masks(probabilities)
             for object_id, track in tracks.items():
@@ -509,15 +518,14 @@ class SamPropagatorSession(PromptedSession):
             if tracks:
                 yield frame_index, probabilities
 
-    def _start(self, prompt: Points | np.ndarray, embedding: ImageEmbedding, grid: _CellGrid, keys: torch.Tensor,
-               frame_index: int) -> _Track:
+    def _start(self, frame_index: int, object_id: int, prompt: Points | np.ndarray, embedding: ImageEmbedding,
+               grid: _CellGrid, keys: torch.Tensor) -> _Track:
         """A track from a prompt: the segmenter's mask of the points (fg and bg; ambiguous ones dropped) with its
         own decoding settings, or the given mask; its points; a memory with this frame as reference."""
         clip = self.config.logit_clip
         positives = negatives = np.zeros((0, 2), np.float32)
         if isinstance(prompt, Points):
-            kept = prompt.select(prompt.labels >= 0)
-            mask = self.segmenter.predict(embedding, DecoderPrompt(kept.xy, kept.labels)).mask
+            mask = self._points_mask(frame_index, object_id, prompt, embedding)
             positives, negatives = prompt.foreground.xy, prompt.background.xy
         else:
             mask = prompt
@@ -526,6 +534,18 @@ class SamPropagatorSession(PromptedSession):
                        _Memory(reference, self.config.memory_frames))
         self._replenish(track, mask)
         return track
+
+    def _points_mask(self, frame_index: int, object_id: int, points: Points, embedding: ImageEmbedding) -> np.ndarray:
+        """The segmenter's (H, W) bool mask of a points prompt (fg and bg; ambiguous ones dropped), with the zoom-in
+        pass; remembered while the prompt stands, so that both passes start from one mask and zoom in once."""
+        remembered = self._reference_masks.get((frame_index, object_id))
+        if remembered is not None and remembered[0] is points:
+            return remembered[1]
+        kept = points.select(points.labels >= 0)
+        decoding = dataclasses.replace(self.segmenter.decoding, focus=self.config.reference_focus)
+        mask = self.segmenter.predict(embedding, DecoderPrompt(kept.xy, kept.labels), decoding=decoding).mask
+        self._reference_masks[frame_index, object_id] = (points, mask)
+        return mask
 
     def _step(self, track: _Track, embedding: ImageEmbedding, grid: _CellGrid, keys: torch.Tensor,
               forward: np.ndarray, backward: np.ndarray) -> bool:
@@ -559,7 +579,7 @@ class SamPropagatorSession(PromptedSession):
         square = self.segmenter.input_size
         mask_input = downscale_logits(prior_logits, embedding.input_size, square, self.segmenter.low_res_size)
         _, low_res = self.segmenter.predict_low_res(embedding, DecoderPrompt(xy, labels, mask=mask_input),
-                                                    refine_iterations=config.refine_iterations)
+                                                    decoding=self._decoding)
         answer = np.clip(upscale_logits(low_res, embedding.input_size, embedding.original_size, square), -clip, clip)
         answer_mask = answer > 0
         union = np.count_nonzero(answer_mask | prior_mask)

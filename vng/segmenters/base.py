@@ -361,44 +361,47 @@ class SamStyleSegmenter(Segmenter):
         best = int(np.argmax(scores))
         return float(scores[best]), np.asarray(low_res[best], np.float32)
 
-    def _predict_logits(self, embedding: ImageEmbedding, prompt: Prompt) -> tuple[float, np.ndarray, np.ndarray]:
+    def _predict_logits(self, embedding: ImageEmbedding, prompt: Prompt,
+                        decoding: SamDecodingConfig) -> tuple[float, np.ndarray, np.ndarray]:
         """The full-frame answer: (predicted IoU, low-res logits, (H, W) logits of the original image)."""
-        score, low_res = self.predict_low_res(embedding, prompt)
+        score, low_res = self.predict_low_res(embedding, prompt, decoding=decoding)
         return score, low_res, upscale_logits(low_res, embedding.input_size, embedding.original_size, self.input_size)
 
     def predict_low_res(self, embedding: ImageEmbedding, prompt: Prompt, *,
-                        refine_iterations: int | None = None) -> tuple[float, np.ndarray]:
+                        decoding: SamDecodingConfig | None = None) -> tuple[float, np.ndarray]:
         """The full-frame answer before upscaling and without the focus pass: (predicted IoU, (S, S) float32
-        low-resolution logits). ``refine_iterations`` overrides the decoding config's (a video method that already
-        gives the previous frame's mask as ``mask_input`` needs fewer passes)."""
-        refine_iterations = self.decoding.refine_iterations if refine_iterations is None else refine_iterations
-        if refine_iterations < 0:
-            raise ValueError(f"refine_iterations must be >= 0, got {refine_iterations}")
+        low-resolution logits). ``decoding`` overrides the segmenter's own settings for this call (a video method
+        that gives the previous frame's mask as ``mask_input`` needs fewer refinement passes)."""
+        decoding = self.decoding if decoding is None else decoding
         coords = transform_coords(prompt.points, embedding.original_size, embedding.input_size)
         labels = prompt.labels.astype(np.float32)
         box = None
         if prompt.box is not None:
             box = transform_coords(prompt.box.reshape(2, 2), embedding.original_size, embedding.input_size).reshape(4)
         ambiguous = (len(coords) == 1 and box is None) or (len(coords) == 0 and box is not None)
-        multimask = self.decoding.multimask and ambiguous and prompt.mask is None
+        multimask = decoding.multimask and ambiguous and prompt.mask is None
         score, low_res = self._decode_best(embedding, coords, labels, box, prompt.mask, multimask)
         # A mask prompt makes SAM answer with its single mask: refining an ambiguous prompt would drop the
         # best-of-three answer, so refinement follows single-mask answers only.
-        for _ in range(0 if multimask else refine_iterations):
+        for _ in range(0 if multimask else decoding.refine_iterations):
             score, low_res = self._decode_best(embedding, coords, labels, box, low_res, False)
         return score, low_res
 
-    def predict(self, embedding: ImageEmbedding, prompt: Prompt) -> Prediction:
-        score, low_res, logits = self._predict_logits(embedding, prompt)
-        crop = None if self.decoding.focus is None else focus_crop(logits > 0.0, prompt, self.decoding.focus)
+    def predict(self, embedding: ImageEmbedding, prompt: Prompt, *,
+                decoding: SamDecodingConfig | None = None) -> Prediction:
+        """Segment one object of an encoded image; ``decoding`` overrides the segmenter's own settings for this call
+        (e.g. a zoom-in pass for one prompt only)."""
+        decoding = self.decoding if decoding is None else decoding
+        score, low_res, logits = self._predict_logits(embedding, prompt, decoding)
+        crop = None if decoding.focus is None else focus_crop(logits > 0.0, prompt, decoding.focus)
         if crop is not None:
-            focused = self._focus(embedding, prompt, logits, crop)
+            focused = self._focus(embedding, prompt, logits, crop, decoding)
             if focused is not None:
                 return focused
         return Prediction(logits > 0.0, score, low_res)
 
-    def _focus(self, embedding: ImageEmbedding, prompt: Prompt, logits: np.ndarray,
-               crop: tuple[int, int, int, int]) -> Prediction | None:
+    def _focus(self, embedding: ImageEmbedding, prompt: Prompt, logits: np.ndarray, crop: tuple[int, int, int, int],
+               decoding: SamDecodingConfig) -> Prediction | None:
         """The answer of :class:`FocusConfig`'s pass on ``crop`` pasted into the first answer's (H, W) ``logits``, or
         None when it disagrees with the first answer."""
         if embedding.image is None:
@@ -411,15 +414,15 @@ class SamStyleSegmenter(Segmenter):
         box = None if prompt.box is None else prompt.box - np.float32([x0, y0, x0, y0])
         ambiguous = (inside.sum() == 1 and box is None) or (not inside.any() and box is not None)
         mask_input = None
-        if not (ambiguous and self.decoding.multimask):
+        if not (ambiguous and decoding.multimask):
             mask_input = downscale_logits(logits[y0:y1, x0:x1], crop_embedding.input_size, self.input_size,
                                           self.low_res_size)
         score, _, crop_logits = self._predict_logits(
-            crop_embedding, Prompt(points[inside], prompt.labels[inside], box, mask_input))
+            crop_embedding, Prompt(points[inside], prompt.labels[inside], box, mask_input), decoding)
         pasted = logits.copy()
         pasted[y0:y1, x0:x1] = crop_logits
         first, focused = logits > 0.0, pasted > 0.0
-        if (first & focused).sum() < self.decoding.focus.min_agreement * (first | focused).sum():
+        if (first & focused).sum() < decoding.focus.min_agreement * (first | focused).sum():
             return None
         return Prediction(focused, score, downscale_logits(pasted, embedding.input_size, self.input_size,
                                                            self.low_res_size))
