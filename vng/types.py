@@ -39,6 +39,12 @@ __all__ = [
     "VISVideo",
     "PNGSegment",
     "PNGNarrative",
+    "CandidateKind",
+    "Candidate",
+    "TaskFrame",
+    "VerificationTask",
+    "VerdictAction",
+    "VerdictEvent",
 ]
 
 
@@ -648,3 +654,186 @@ class PNGNarrative:
     def nouns(self) -> list[PNGSegment]:
         """The noun segments that are grounded to at least one panoptic segment."""
         return [segment for segment in self.segments if segment.is_noun and segment.segment_ids]
+
+
+# --- Point verification (Sec. 3.2, Fig. 4): candidates proposed by the pipeline, verdicts given by annotators ------
+
+class CandidateKind(enum.Enum):
+    """Where the pipeline proposed a candidate: its propagated probability was high, low, or in between.
+
+    A kind is a proposal, never a verdict: a candidate becomes a release point (:class:`PointLabel`) only through an
+    annotator's verdict. The values are how task files spell them; the order is the paper's verification order.
+    """
+
+    FOREGROUND = "foreground"  # p >= high threshold: shown to the annotator as "is this the object?"
+    BACKGROUND = "background"  # p <= low threshold
+    UNCERTAIN = "uncertain"  # in between: hard for the propagator, valuable once verified
+
+
+_KIND_ORDER = {CandidateKind.FOREGROUND: 0, CandidateKind.BACKGROUND: 1, CandidateKind.UNCERTAIN: 2}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point candidate: integer (x, y) pixels of the original frame ``frame_index``, and its proposed kind."""
+
+    frame_index: int
+    x: int
+    y: int
+    kind: CandidateKind
+
+    def __post_init__(self) -> None:
+        for name in ("frame_index", "x", "y"):
+            object.__setattr__(self, name, _check_int(getattr(self, name), name, minimum=0))
+        if not isinstance(self.kind, CandidateKind):
+            raise TypeError(f"kind must be a CandidateKind, got {self.kind!r}")
+
+    @property
+    def verification_order(self) -> tuple[int, int]:
+        """Sort key of the paper's order: every foreground candidate over the frames, then background, then
+        uncertain; frames in time order within a kind."""
+        return _KIND_ORDER[self.kind], self.frame_index
+
+
+@dataclass(frozen=True)
+class TaskFrame:
+    """A frame of a verification task: its index and the files the tool shows, as paths relative to the task
+    folder (``mask``: the propagated rough mask, a 0/1 PNG; None where there is none)."""
+
+    frame_index: int
+    image: str
+    mask: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame_index", _check_int(self.frame_index, "frame_index", minimum=0))
+        for name in ("image", "mask"):
+            value = getattr(self, name)
+            if value is None and name == "mask":
+                continue
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty relative path, got {value!r}")
+            if value.startswith(("/", "\\")) or ".." in value.replace("\\", "/").split("/"):
+                raise ValueError(f"{name} must be a path inside the task folder, got {value!r}")
+
+
+@dataclass(frozen=True)
+class VerificationTask:
+    """One object to verify (the unit an annotator is given): what it is, where it was traced, and its candidates.
+
+    Attributes:
+        object_id: the object's stable 32-hex id (it becomes the release's object id).
+        video_name: the release's ``video_name``; ``dataset`` / ``split``: where the release puts it.
+        object_name, question, question_hash, noun_span: the language link, as in :class:`ObjectAnnotation`.
+        frame_size: (width, height) of the video's frames.
+        keyframe: the frame the trace was drawn on, with ``mask`` = the trace rasterised (a 0/1 PNG).
+        frames: the frames the candidates lie on (10 evenly spaced ones, Sec. 3.2), in time order, each with its
+            rough mask.
+        candidates: in verification order (:attr:`Candidate.verification_order`); a verdict names a candidate by
+            its position in this tuple.
+    """
+
+    object_id: str
+    video_name: str
+    dataset: str
+    split: str
+    object_name: str
+    question: str
+    question_hash: str
+    noun_span: tuple[int, int] | None
+    frame_size: tuple[int, int]
+    keyframe: TaskFrame
+    frames: tuple[TaskFrame, ...]
+    candidates: tuple[Candidate, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("object_id", "video_name", "dataset", "split"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        for name in ("object_name", "question", "question_hash"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {type(getattr(self, name)).__name__}")
+        width, height = (_check_int(v, "frame_size", minimum=1) for v in self.frame_size)
+        object.__setattr__(self, "frame_size", (width, height))
+        if self.noun_span is not None:
+            start, end = (_check_int(v, "noun_span", minimum=0) for v in self.noun_span)
+            if not start < end <= len(self.question):
+                raise ValueError(f"noun_span {self.noun_span} is outside the question of length {len(self.question)}")
+            object.__setattr__(self, "noun_span", (start, end))
+        frames = tuple(self.frames)
+        indices = [frame.frame_index for frame in frames]
+        if any(b <= a for a, b in zip(indices, indices[1:])):
+            raise ValueError(f"frames must have strictly increasing frame_index, got {indices}")
+        candidates = tuple(self.candidates)
+        known = set(indices)
+        for position, candidate in enumerate(candidates):
+            if candidate.frame_index not in known:
+                raise ValueError(f"candidate {position} lies on frame {candidate.frame_index}, not one of the task's "
+                                 f"frames {indices}")
+            if candidate.x >= width or candidate.y >= height:
+                raise ValueError(f"candidate {position} at ({candidate.x}, {candidate.y}) is outside the "
+                                 f"{width}x{height} frame")
+        orders = [candidate.verification_order for candidate in candidates]
+        if orders != sorted(orders):
+            raise ValueError("candidates must be in verification order: foreground, background, then uncertain, "
+                             "frames in time order within a kind")
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "candidates", candidates)
+
+
+class VerdictAction(enum.Enum):
+    """What an annotator did: judged a candidate, took their last judgement back, or skipped the whole object."""
+
+    VERDICT = "verdict"
+    UNDO = "undo"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class VerdictEvent:
+    """One entry of the append-only verdict log that the verification tool writes (and the simulated annotator).
+
+    Undo is an event, not a deletion: it takes back the annotator's latest verdict on the object that is not yet
+    taken back (``candidate`` names it, for the record). A retried request carries the same ``event_id`` and
+    counts once.
+
+    Attributes:
+        event_id: unique per event (the client makes it, so a retry is recognised).
+        object_id: the task's object.
+        annotator: who (a name, not a secret).
+        action: :class:`VerdictAction`.
+        candidate: position in the task's ``candidates`` (VERDICT, UNDO); None for SKIP.
+        label: the verdict (VERDICT only): FOREGROUND = ACCEPTED (the object), BACKGROUND = REJECTED,
+            AMBIGUOUS.
+        time_ms: when the server stored it (ms since the epoch).
+        duration_ms: how long the annotator looked at the candidate before answering (VERDICT), or None.
+    """
+
+    event_id: str
+    object_id: str
+    annotator: str
+    action: VerdictAction
+    candidate: int | None
+    label: PointLabel | None
+    time_ms: int
+    duration_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("event_id", "object_id", "annotator"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not isinstance(self.action, VerdictAction):
+            raise TypeError(f"action must be a VerdictAction, got {self.action!r}")
+        object.__setattr__(self, "time_ms", _check_int(self.time_ms, "time_ms", minimum=0))
+        if self.duration_ms is not None:
+            object.__setattr__(self, "duration_ms", _check_int(self.duration_ms, "duration_ms", minimum=0))
+        if self.action is VerdictAction.SKIP:
+            if self.candidate is not None or self.label is not None:
+                raise ValueError("a skip names no candidate and no label")
+            return
+        object.__setattr__(self, "candidate", _check_int(self.candidate, "candidate", minimum=0))
+        if self.action is VerdictAction.VERDICT:
+            if self.label is None:
+                raise ValueError("a verdict needs a label")
+            object.__setattr__(self, "label", PointLabel(self.label))
+        elif self.label is not None:
+            raise ValueError("an undo carries no label")
