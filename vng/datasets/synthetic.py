@@ -62,6 +62,7 @@ from vng.io.vidln import write_narratives
 from vng.io.vng_format import write_extra_masks, write_meta_expressions, write_vis_annotations
 from vng.io.ytvos import YTVOSObject, write_ytvos_meta, write_ytvos_video
 from vng.points import evenly_spaced_frames, sample_points
+from vng.protocol import MAX_GT_FRAMES
 from vng.types import (ActorNarrative, FramePoints, MaskTrack, Narrative, ObjectAnnotation, PNGNarrative, PNGSegment,
                        PointLabel, Points, TraceSegment, VISVideo, VNGActor, VNGExpression, VNGVideo, WordTiming,
                        frame_id)
@@ -843,9 +844,7 @@ def _write_vidln(out: Path, name: str, videos: list[SampleVideo], config: Sample
 def _write_point_vos(out: Path, dataset: str, split: str, videos: list[SampleVideo], config: SampleDataConfig) -> None:
     """PV-Oops ``<split>.json`` / PV-Kinetics ``train.jsonl``, the videos, and the pseudo-masks; for a val split
     also the benchmark's ground truth (:mod:`vng.benchmark.oops`): the true masks of the last
-    :data:`~vng.benchmark.oops.MAX_GT_FRAMES` annotated frames, ``<split>_masks/<object_id>/<frame_id>.png``."""
-    from vng.benchmark.oops import MAX_GT_FRAMES
-
+    :data:`~vng.protocol.MAX_GT_FRAMES` annotated frames, ``<split>_masks/<object_id>/<frame_id>.png``."""
     suffix = ".jsonl" if dataset == "Kinetics" else ".json"
     write_pv_annotations(out / dataset / f"{split}{suffix}", [a for video in videos for a in video.annotations])
     for video in videos:
