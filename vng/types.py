@@ -45,6 +45,11 @@ __all__ = [
     "VerificationTask",
     "VerdictAction",
     "VerdictEvent",
+    "OBJECT_SOURCES",
+    "LocationQuestion",
+    "TracedObject",
+    "TraceMask",
+    "ObjectProbabilities",
 ]
 
 
@@ -837,3 +842,196 @@ class VerdictEvent:
             object.__setattr__(self, "label", PointLabel(self.label))
         elif self.label is not None:
             raise ValueError("an undo carries no label")
+
+
+# --- The annotation pipeline (Sec. 3.2, Fig. 4): the records its stages hand each other ---------------------------
+
+OBJECT_SOURCES = ("narratives", "oops-qa")
+
+
+def _check_rle(rle, name: str, frame_size: tuple[int, int] | None = None) -> dict:
+    """A COCO RLE ``{"size": [h, w], "counts"}``, of a ``frame_size`` (width, height) frame when given."""
+    size = _rle_size(rle)
+    if not (isinstance(rle, dict) and "counts" in rle and isinstance(size, list) and len(size) == 2
+            and all(isinstance(v, int) and v > 0 for v in size)):
+        raise ValueError(f"{name} must be a COCO RLE {{'size': [h, w], 'counts': ...}}, got {rle!r:.60}")
+    if frame_size is not None and size != [frame_size[1], frame_size[0]]:
+        raise ValueError(f"{name} is {size[1]}x{size[0]}, the frame is {frame_size[0]}x{frame_size[1]}")
+    return rle
+
+
+def _check_span(span, name: str, text: str) -> tuple[int, int]:
+    start, end = (_check_int(v, name, minimum=0) for v in span)
+    if not start < end <= len(text):
+        raise ValueError(f"{name} {tuple(span)} is outside the text of length {len(text)}")
+    return start, end
+
+
+@dataclass(frozen=True)
+class LocationQuestion:
+    """An Oops-QA location-output question (FORMATS.md §2): its answer is an object, traced on one frame.
+
+    Attributes:
+        video_name: the Oops video, as the file names it (may carry a split prefix).
+        question_hash, question: link the object to the VidLN Oops-QA records, as the PV-Oops release keeps them.
+        trace_frame: the traced frame: an int (0-based decoded frame index) or a frame name (resolved like VidLN
+            keyframe names).
+        trace: COCO RLE ``{"size": [h, w], "counts"}`` of the rasterised answer trace on that frame.
+        object_name: what the answer names, when the file gives it ("" otherwise).
+    """
+
+    video_name: str
+    question_hash: str
+    question: str
+    trace_frame: int | str
+    trace: dict
+    object_name: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("video_name", "question_hash", "question"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if isinstance(self.trace_frame, bool) or not isinstance(self.trace_frame, (int, str)):
+            raise TypeError(f"trace_frame must be a frame index or a frame name, got {self.trace_frame!r}")
+        _check_rle(self.trace, "trace")
+
+    __hash__ = None  # holds a dict
+
+
+@dataclass(frozen=True)
+class TracedObject:
+    """An object the annotation pipeline annotates (stage 1's record): what names it, its video, where it was traced.
+
+    Attributes:
+        object_id: stable 32-hex id, derived from its source (narrative, actor and noun; or video and question),
+            so reruns give the same ids; it becomes the release's object id.
+        source: ``"narratives"`` (a noun of a VidLN caption) or ``"oops-qa"`` (a location-output question).
+        video_name: the release's ``video_name``; ``video_path``: the video file or frame folder it was read from.
+        dataset, split: where the release puts it ("Oops", "train").
+        num_frames, frame_size: the frames OpenCV decodes from the video and their (width, height).
+        object_name, question, question_hash, noun_span: the language link, as in :class:`ObjectAnnotation`
+            (``question``: the caption for narratives).
+        mentions: every (start, end) span of ``question`` that names this object (repeated mentions merged);
+            empty for oops-qa.
+        actor_name, vidln_id: the actor narrative and the narrative (narratives; "" and None for oops-qa).
+        keyframe_name: the traced frame as the source names it; ``keyframe``: its 0-based decoded frame index.
+        trace: COCO RLE ``{"size": [h, w], "counts"}`` of the trace rasterised on the keyframe.
+        trace_area: the pixels the rasterised trace covers.
+    """
+
+    object_id: str
+    source: str
+    video_name: str
+    video_path: str
+    dataset: str
+    split: str
+    num_frames: int
+    frame_size: tuple[int, int]
+    object_name: str
+    question: str
+    question_hash: str
+    noun_span: tuple[int, int] | None
+    mentions: tuple[tuple[int, int], ...]
+    actor_name: str
+    vidln_id: int | None
+    keyframe_name: str
+    keyframe: int
+    trace: dict
+    trace_area: int
+
+    def __post_init__(self) -> None:
+        if (not isinstance(self.object_id, str) or len(self.object_id) != 32
+                or any(c not in "0123456789abcdef" for c in self.object_id)):
+            raise ValueError(f"object_id must be 32 lower-case hex digits, got {self.object_id!r}")
+        if self.source not in OBJECT_SOURCES:
+            raise ValueError(f"source must be one of {OBJECT_SOURCES}, got {self.source!r}")
+        for name in ("video_name", "video_path", "dataset", "split", "keyframe_name"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        for name in ("object_name", "question", "question_hash", "actor_name"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {type(getattr(self, name)).__name__}")
+        object.__setattr__(self, "num_frames", _check_int(self.num_frames, "num_frames", minimum=1))
+        size = tuple(_check_int(v, "frame_size", minimum=1) for v in self.frame_size)
+        if len(size) != 2:
+            raise ValueError(f"frame_size must be (width, height), got {self.frame_size}")
+        object.__setattr__(self, "frame_size", size)
+        object.__setattr__(self, "keyframe", _check_int(self.keyframe, "keyframe", minimum=0))
+        if self.keyframe >= self.num_frames:
+            raise ValueError(f"keyframe {self.keyframe} is outside the {self.num_frames} frames of the video")
+        if self.noun_span is not None:
+            object.__setattr__(self, "noun_span", _check_span(self.noun_span, "noun_span", self.question))
+        object.__setattr__(self, "mentions", tuple(_check_span(span, "mentions[]", self.question)
+                                                   for span in self.mentions))
+        if self.vidln_id is not None:
+            object.__setattr__(self, "vidln_id", _check_int(self.vidln_id, "vidln_id"))
+        object.__setattr__(self, "trace", _check_rle(self.trace, "trace", self.frame_size))
+        object.__setattr__(self, "trace_area", _check_int(self.trace_area, "trace_area", minimum=1))
+
+    __hash__ = None  # holds a dict
+
+
+@dataclass(frozen=True)
+class TraceMask:
+    """Stage 2's record: an object's pseudo-mask on its keyframe, made from its trace by a promptable segmenter.
+
+    ``mask``: the 0/1 PNG, a path relative to the video's work folder; ``score``: the segmenter's predicted IoU;
+    ``area``: the mask's pixels (0: the segmenter found nothing, and the object is not propagated).
+    """
+
+    object_id: str
+    mask: str
+    score: float
+    area: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.object_id, str) or not self.object_id:
+            raise ValueError(f"object_id must be a non-empty string, got {self.object_id!r}")
+        if not isinstance(self.mask, str) or not self.mask or self.mask.startswith("/") or ".." in self.mask:
+            raise ValueError(f"mask must be a relative path inside the work folder, got {self.mask!r}")
+        if isinstance(self.score, bool) or not isinstance(self.score, (int, float)):
+            raise TypeError(f"score must be a number, got {self.score!r}")
+        object.__setattr__(self, "score", float(self.score))
+        object.__setattr__(self, "area", _check_int(self.area, "area", minimum=0))
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectProbabilities:
+    """Stage 3's record: an object's propagated foreground probability on the frames candidates are sampled from
+    (only those: Sec. 3.2 samples 10 evenly spaced frames, so the other frames' maps are never kept).
+
+    Attributes:
+        object_id: the object.
+        frames: (F,) the 0-based frame indices, strictly increasing.
+        maps: (F, H, W) uint8, probability × 255 rounded (1/255 steps are far finer than the 0.2 / 0.8 thresholds,
+            and a quarter of float32's memory).
+    """
+
+    object_id: str
+    frames: tuple[int, ...]
+    maps: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.object_id, str) or not self.object_id:
+            raise ValueError(f"object_id must be a non-empty string, got {self.object_id!r}")
+        frames = tuple(_check_int(v, "frames[]", minimum=0) for v in self.frames)
+        if any(b <= a for a, b in zip(frames, frames[1:])):
+            raise ValueError(f"frames must be strictly increasing, got {frames}")
+        maps = np.asarray(self.maps)
+        if maps.dtype != np.uint8 or maps.ndim != 3 or len(maps) != len(frames):
+            raise ValueError(f"maps must be (F={len(frames)}, H, W) uint8, got {maps.shape} {maps.dtype}")
+        maps.setflags(write=False)
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "maps", maps)
+
+    def probability(self, frame_index: int) -> np.ndarray:
+        """(H, W) float32 in [0, 1] on ``frame_index`` (one of :attr:`frames`)."""
+        return self.maps[self.frames.index(frame_index)].astype(np.float32) / 255.0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ObjectProbabilities):
+            return NotImplemented
+        return (self.object_id, self.frames) == (other.object_id, other.frames) and _arrays_equal(self.maps,
+                                                                                                    other.maps)
+
+    __hash__ = None
