@@ -30,7 +30,8 @@ from PIL import Image
 from vng.io.common import FormatError, Location, atomic_write
 from vng.types import frame_id
 
-__all__ = ["Video", "FRAME_SUFFIXES", "find_video", "list_frame_files", "read_frames", "write_video", "write_frames"]
+__all__ = ["Video", "FRAME_SUFFIXES", "find_video", "list_frame_files", "read_frames", "write_video", "write_frames",
+           "decode_to_disk"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -257,6 +258,54 @@ class _FileVideo(Video):
 
     def __del__(self) -> None:
         self.close()
+
+
+class _DecodedVideo(Video):
+    """The frames of a video file, decoded once into one raw file and read back by index (see decode_to_disk)."""
+
+    def __init__(self, source: Video, raw: Path):
+        self.path = source.path
+        self._fps = source.fps
+        width, height = source.size
+        with open(raw, "wb") as handle:
+            for frame in source:  # one decoding pass, streamed
+                handle.write(np.ascontiguousarray(frame).tobytes())
+        count = raw.stat().st_size // (width * height * 3)
+        self._frames = np.memmap(raw, np.uint8, "r", shape=(count, height, width, 3))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._frames.shape[2], self._frames.shape[1]
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def frame_names(self) -> list[str]:
+        return [frame_id(i) for i in range(len(self))]
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.array(self._frames[self._index(index)])
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for index in range(len(self)):
+            yield self[index]
+
+
+def decode_to_disk(path: str | os.PathLike, folder: str | os.PathLike) -> Video:
+    """A video for random access in any order: a frame folder as it is; a video file decoded once into
+    ``<folder>/frames.raw`` (H x W x 3 bytes a frame, read back by index without decoding). Reading a video file
+    backwards otherwise decodes it from the start for every frame (``Video`` never seeks); a PNG cache costs ~90 ms
+    a 768x490 frame to write against 6 ms to decode. The caller deletes ``folder`` when done."""
+    video = Video.open(path, exact_length=False)
+    if isinstance(video, _FolderVideo):
+        return video
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return _DecodedVideo(video, Path(folder) / "frames.raw")
 
 
 def _check_frame(frame: np.ndarray, index: int) -> np.ndarray:

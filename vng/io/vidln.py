@@ -18,7 +18,8 @@ from PIL import Image
 from vng.io.common import (FormatError, Location, ReadReport, iter_jsonl, read_records, require, write_jsonl)
 from vng.types import ActorNarrative, Narrative, TraceSegment, WordTiming
 
-__all__ = ["read_narratives", "write_narratives", "narrative_to_json", "find_keyframe", "FrameSize"]
+__all__ = ["read_narratives", "parse_narrative", "write_narratives", "narrative_to_json", "find_keyframe",
+           "FrameSize"]
 
 FrameSize = tuple[int, int] | Mapping[str, tuple[int, int]]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -183,3 +184,12 @@ def narrative_to_json(narrative: Narrative) -> dict:
 def write_narratives(path: str | os.PathLike, narratives: Iterable[Narrative]) -> None:
     """Write narratives as VidLN JSONL (normalised traces), atomically."""
     write_jsonl(path, (narrative_to_json(n) for n in narratives))
+
+
+def parse_narrative(location: Location, raw, *, frame_size: tuple[int, int]) -> Narrative:
+    """One narrative record (the JSON object of the line at ``location``) with its traces in pixels of a
+    ``frame_size`` (width, height) frame; a bad record raises the FormatError :func:`read_narratives` would."""
+    def parse(where: Location, item) -> Narrative:
+        return _parse_narrative(where, item, None, frame_size)
+
+    return next(read_records(iter([(location, raw)]), parse, None))
