@@ -91,8 +91,8 @@ def test_candidates_are_proposals_not_release_points():
 
 def test_object_candidates_on_ten_frames_give_200_points_in_verification_order():
     probabilities = np.stack([disc_probability(120, 200, (60 + 5 * t, 60), 35, 6) for t in range(30)])
-    candidates = sample_object_candidates(probabilities, rng=np.random.default_rng(0),
-                                          config=CandidateConfig(min_distance=10))
+    maps = {t: probabilities[t] for t in evenly_spaced_frames(30, 10)}
+    candidates = sample_object_candidates(maps, rng=np.random.default_rng(0), config=CandidateConfig(min_distance=10))
     assert sorted({c.frame_index for c in candidates}) == evenly_spaced_frames(30, 10)
     assert len(candidates) == 200
     # all 70 foreground candidates over the 10 frames first, then 100 background, then 30 uncertain

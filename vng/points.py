@@ -12,6 +12,7 @@ Maximum packing is NP-hard; this finds the optimum on the shapes where it matter
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import cv2
 import numpy as np
@@ -181,11 +182,12 @@ def sample_candidates(probability: np.ndarray, frame_index: int, *, config: Cand
                                     frame_index, config=config, rng=rng)
 
 
-def sample_object_candidates(probabilities, *, config: CandidateConfig = CandidateConfig(),
+def sample_object_candidates(probabilities: Mapping[int, np.ndarray], *, config: CandidateConfig = CandidateConfig(),
                              rng: np.random.Generator) -> list[Candidate]:
-    """Candidates for one object on ``config.num_frames`` evenly spaced frames of its (T, H, W) probability maps
-    (an array or a sequence of (H, W) maps), in verification order (all foreground, then background, then
-    uncertain); up to 200 with the paper's defaults."""
-    frames = evenly_spaced_frames(len(probabilities), config.num_frames)
-    candidates = [c for t in frames for c in sample_candidates(probabilities[t], t, config=config, rng=rng)]
+    """Candidates for one object from its (H, W) probability maps on the frames to sample, ``{frame index: map}``
+    (Sec. 3.2: ``config.num_frames`` evenly spaced frames, :func:`evenly_spaced_frames`, known before propagation so
+    that only their maps are kept), in verification order (all foreground, then background, then uncertain); up to
+    200 with the paper's defaults. Frames are sampled in time order from the one ``rng``."""
+    candidates = [c for t in sorted(probabilities)
+                  for c in sample_candidates(probabilities[t], t, config=config, rng=rng)]
     return sorted(candidates, key=lambda candidate: candidate.verification_order)

@@ -244,14 +244,12 @@ def trace_mask_name(localisation: Localisation) -> str:
     return f"{noun.vidln_id}_{noun.actor_index}_{noun.span[0]}-{noun.span[1]}_{slug}_{run.keyframe_name}"
 
 
-def render_trace_mask(image: np.ndarray, localisation: Localisation, prompt: Prompt, prediction: Prediction, *,
-                      line_width: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB: the mask (orange), the trace (red), the prompt points (white dots) and box (white), and a
-    label with the noun and the predicted IoU."""
-    noun = localisation.noun
+def render_trace_mask(image: np.ndarray, trace: np.ndarray, label: str, prompt: Prompt,
+                      prediction: Prediction) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: the mask (orange), the (H, W) bool rasterised ``trace`` (red), the prompt points (white
+    dots) and box (white), and ``label`` with the predicted IoU."""
     out = overlay_mask(image, prediction.mask, PALETTE[0], alpha=0.5)
-    out = overlay_mask(out, rasterise_trace(localisation.run.xy, noun.frame_size, line_width=line_width),
-                       (255, 40, 40), alpha=1.0)
+    out = overlay_mask(out, trace, (255, 40, 40), alpha=1.0)
     radius = max(3, round(image.shape[0] / 160))
     for x, y in np.rint(prompt.points).astype(int):
         cv2.circle(out, (int(x), int(y)), radius, (255, 255, 255), thickness=-1, lineType=cv2.LINE_AA)
@@ -259,7 +257,7 @@ def render_trace_mask(image: np.ndarray, localisation: Localisation, prompt: Pro
     if prompt.box is not None:
         x0, y0, x1, y1 = np.rint(prompt.box).astype(int)
         cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), (255, 255, 255), thickness=max(1, radius // 2))
-    return draw_label(out, f"{noun.actor_name}: {noun.text} (predicted IoU {prediction.score:.2f})")
+    return draw_label(out, f"{label} (predicted IoU {prediction.score:.2f})")
 
 
 def make_trace_masks(localisations: Iterable[Localisation], frames_dir: str | os.PathLike, out: str | os.PathLike,
@@ -312,7 +310,9 @@ def make_trace_masks(localisations: Iterable[Localisation], frames_dir: str | os
         for (name, loc), prompt, prediction in zip(todo, prompts, segmenter.segment_objects(image, prompts)):
             write_mask_png(out / name, prediction.mask.astype(np.uint8))
             if overlays is not None:
-                rendered = render_trace_mask(image, loc, prompt, prediction, line_width=config.line_width)
+                trace = rasterise_trace(loc.run.xy, loc.noun.frame_size, line_width=config.line_width)
+                rendered = render_trace_mask(image, trace, f"{loc.noun.actor_name}: {loc.noun.text}", prompt,
+                                             prediction)
                 with atomic_write(Path(overlays) / name, "wb") as handle:
                     Image.fromarray(rendered).save(handle, format="PNG")
             records[name] = {**localisation_record(loc, line_width=config.line_width), "mask": name,

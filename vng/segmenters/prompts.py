@@ -17,7 +17,8 @@ from vng.segmenters.base import Prompt
 from vng.traces import DEFAULT_LINE_WIDTH, rasterise_trace
 from vng.types import PointLabel, Points
 
-__all__ = ["PointPromptConfig", "points_prompt", "TracePromptMode", "TracePromptConfig", "trace_prompt", "box_around"]
+__all__ = ["PointPromptConfig", "points_prompt", "TracePromptMode", "TracePromptConfig", "trace_prompt",
+           "trace_mask_prompt", "box_around"]
 
 
 def box_around(xy: np.ndarray, frame_size: tuple[int, int], *, margin: float = 0.0) -> np.ndarray:
@@ -84,6 +85,17 @@ class TracePromptConfig:
             raise ValueError(f"num_points must be >= 1, got {self.num_points}")
 
 
+def _trace_prompt(drawn: np.ndarray, outline_xy: np.ndarray, config: TracePromptConfig,
+                  rng: np.random.Generator) -> Prompt:
+    """Points sampled from the rasterised trace ``drawn`` (H, W) bool, and/or the box around ``outline_xy``."""
+    points = np.zeros((0, 2), np.float32)
+    if config.mode in ("points", "points+box"):
+        points = sample_points(drawn, config.num_points, min_distance=config.min_distance, rng=rng)
+    height, width = drawn.shape
+    box = box_around(outline_xy, (width, height), margin=config.box_margin) if config.mode != "points" else None
+    return Prompt(points, np.ones(len(points), np.int8), box=box)
+
+
 def trace_prompt(trace_xy: np.ndarray, frame_size: tuple[int, int], *, config: TracePromptConfig = TracePromptConfig(),
                  rng: np.random.Generator) -> Prompt:
     """The prompt for one trace run.
@@ -96,9 +108,15 @@ def trace_prompt(trace_xy: np.ndarray, frame_size: tuple[int, int], *, config: T
     trace_xy = np.asarray(trace_xy, np.float64).reshape(-1, 2)
     if len(trace_xy) == 0:
         raise ValueError("an empty trace gives no prompt")
-    points = np.zeros((0, 2), np.float32)
-    if config.mode in ("points", "points+box"):
-        drawn = rasterise_trace(trace_xy, frame_size, line_width=config.line_width)
-        points = sample_points(drawn, config.num_points, min_distance=config.min_distance, rng=rng)
-    box = box_around(trace_xy, frame_size, margin=config.box_margin) if config.mode != "points" else None
-    return Prompt(points, np.ones(len(points), np.int8), box=box)
+    return _trace_prompt(rasterise_trace(trace_xy, frame_size, line_width=config.line_width), trace_xy, config, rng)
+
+
+def trace_mask_prompt(trace: np.ndarray, *, config: TracePromptConfig = TracePromptConfig(),
+                      rng: np.random.Generator) -> Prompt:
+    """The prompt for a trace given rasterised, as an (H, W) bool mask (the annotation pipeline's records, Oops-QA
+    answer traces): points drawn from its pixels, the box around them."""
+    trace = np.asarray(trace, bool)
+    ys, xs = np.nonzero(trace)
+    if len(xs) == 0:
+        raise ValueError("an empty trace gives no prompt")
+    return _trace_prompt(trace, np.stack([xs, ys], 1), config, rng)
