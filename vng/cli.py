@@ -541,5 +541,267 @@ def segment(
     typer.echo(f"{written} masks → {out}" + (f"; overlay → {out / 'overlay.mp4'}" if overlay else ""))
 
 
+# --- the annotation pipeline: narratives + videos → objects → trace masks → propagation → candidates → release ------
+
+annotate_app = typer.Typer(help="The annotation pipeline (Sec. 3.2, Fig. 4): VidLN narratives or Oops-QA questions "
+                           "and their videos → verification tasks → verdicts → a Point-VOS release.",
+                           no_args_is_help=True)
+app.add_typer(annotate_app, name="annotate")
+
+_WORKDIR = typer.Argument(..., file_okay=False, help="The work folder (vng.pipeline.workdir): one folder per video; "
+                          "a rerun skips the videos a stage finished.")
+_SOURCE = typer.Option("narratives", "--source", help="narratives (VidLN JSONL: the nouns of the captions) or "
+                       "oops-qa (Oops-QA location-output questions JSON: one object per question).")
+_VIDEOS = typer.Option(..., "--videos", exists=True, file_okay=False, help="The videos: <videos>/<dataset_id>/"
+                       "<video_id>.mp4 or <videos>/<video_id>.mp4 (or frame folders of those names); oops-qa: "
+                       "<videos>/<video_name>.mp4 with or without the split prefix.")
+_NOUN_SOURCE = typer.Option("spacy", "--nouns", help="spacy (the paper) or noun_segments (VidLN's tagged spans).")
+_INCLUDE_BACKGROUND = typer.Option(False, "--include-background", help="Also the nouns of the 'background' actor "
+                                   "narratives (stuff such as sky and road).")
+_KEYFRAME_NUMBERING = typer.Option("auto", "--keyframe-numbering", help="How keyframe names map to decoded frames: "
+                                   "auto (img_N counts from 1 as OVIS, plain numbers from 0), 0 or 1 (the name's "
+                                   "number counts frames from 0 / from 1).")
+_DATASET = typer.Option(None, "--dataset", help="The release's dataset (default: from the narrative's dataset_id, "
+                        "e.g. OVIS_train → OVIS; oops-qa: Oops).")
+_SPLIT = typer.Option(None, "--split", help="The release's split (default: from dataset_id, else train).")
+_METHOD = typer.Option(None, "--method", help="Propagation method (vng.methods; default: "
+                       "vng.methods.DEFAULT_METHOD): flow, oracle, point-stcn (needs --checkpoint), ...")
+_METHOD_CHECKPOINT = typer.Option(None, "--checkpoint", exists=True, help="point-stcn / stcn-pseudo-masks: our "
+                                  "checkpoint folder or an official STCN .pth.")
+_METHOD_DEVICE = typer.Option(None, "--device", help="Torch device of the method (default: this process's "
+                              "Accelerate device).")
+_SEED = typer.Option(0, "--seed", help="Seeds the points drawn along traces and the candidates (with each object "
+                     "id).")
+_MIN_DISTANCE = typer.Option(20.0, "--min-distance", min=0.0, help="px between the candidates of a frame (Sec. 3.2: "
+                             "20, for frames of about 480p).")
+_OVERLAYS = typer.Option(None, "--overlays", help="Also write images for people to check: keyframe masks and each "
+                         "object's frames with its candidates.")
+
+
+def _object_config(nouns: str, include_background: bool, keyframe_numbering: str, dataset, split):
+    from vng.pipeline.objects import KeyframeNaming, ObjectConfig
+
+    if keyframe_numbering not in ("auto", "0", "1"):
+        _fail(f"--keyframe-numbering must be auto, 0 or 1, got {keyframe_numbering!r}")
+    naming = KeyframeNaming() if keyframe_numbering == "auto" else KeyframeNaming.counted_from(int(keyframe_numbering))
+    try:
+        return ObjectConfig(noun_source=nouns, include_background=include_background, keyframes=naming,
+                            dataset=dataset, split=split)
+    except ValueError as error:
+        _fail(str(error))
+
+
+def _pipeline_state():
+    """This process's share (``accelerate launch`` splits the videos over processes), on its GPU when there is one."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _pipeline_method(name: str | None, checkpoint: Path | None, device: str | None, state):
+    from vng.methods import DEFAULT_METHOD
+
+    return _method(name or DEFAULT_METHOD, checkpoint=checkpoint, device=device or str(state.device))
+
+
+def _finish_stages(workdir, reports, state, *, collect: bool) -> None:
+    """Print and save the reports; after the last process, join the tasks; exit 1 when a video was skipped."""
+    from vng.pipeline.candidates import collect_tasks
+    from vng.pipeline.workdir import write_summary
+
+    summary = write_summary(workdir, reports, process_index=state.process_index, num_processes=state.num_processes)
+    for report in reports:
+        typer.echo(report.line())
+        for problem in report.problems:
+            typer.secho(f"  skipped {problem.video}: {problem.message}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"→ {summary}")
+    state.wait_for_everyone()
+    if collect and state.is_main_process:
+        typer.echo(f"→ {collect_tasks(workdir)}")
+    if any(report.problems for report in reports):
+        raise typer.Exit(code=1)
+
+
+@annotate_app.command("prepare")
+def annotate_prepare(
+    source_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="VidLN narratives JSONL, or the "
+                                       "Oops-QA location-output questions JSON with --source oops-qa."),
+    videos: Path = _VIDEOS, out: Path = typer.Option(..., "--out", file_okay=False, help="The work folder."),
+    source: str = _SOURCE, method: str | None = _METHOD, checkpoint: Path | None = _METHOD_CHECKPOINT,
+    device: str | None = _METHOD_DEVICE, nouns: str = _NOUN_SOURCE, include_background: bool = _INCLUDE_BACKGROUND,
+    keyframe_numbering: str = _KEYFRAME_NUMBERING, dataset: str | None = _DATASET, split: str | None = _SPLIT,
+    backend: str = _BACKEND, encoder: Path | None = _ENCODER, decoder: Path | None = _DECODER,
+    model_cache: Path | None = _MODEL_CACHE, threads: int | None = _THREADS, seed: int = _SEED,
+    min_distance: float = _MIN_DISTANCE, overlays: Path | None = _OVERLAYS,
+) -> None:
+    """Stages 1-4: objects, keyframe masks from the traces, propagation both ways, point candidates → the task
+    folder <out>/tasks (what the verification tool reads). Resumable per video; several processes split the videos:
+    `accelerate launch --num_processes N -m vng.cli annotate prepare ...`."""
+    from vng.io.common import FormatError
+    from vng.pipeline.prepare import prepare
+    from vng.pipeline.workdir import WorkDir
+    from vng.points import CandidateConfig
+
+    if source not in ("narratives", "oops-qa"):
+        _fail(f"--source must be narratives or oops-qa, got {source!r}")
+    config = _object_config(nouns, include_background, keyframe_numbering, dataset, split)
+    state = _pipeline_state()
+    chosen = _pipeline_method(method, checkpoint, device, state)
+    segmenter = _segmenter(backend, encoder, decoder, model_cache, None, "vit_h", str(state.device), threads, 2,
+                           True, 0.0)
+    workdir = WorkDir(out)
+    try:
+        reports = prepare(source_file, videos, workdir, segmenter=segmenter, method=chosen, kind=source,
+                          objects=config, candidates=CandidateConfig(min_distance=min_distance), seed=seed,
+                          overlays=overlays, process_index=state.process_index,
+                          num_processes=state.num_processes, progress=state.is_local_main_process)
+    except FormatError as error:
+        _fail(str(error))
+    _finish_stages(workdir, reports, state, collect=True)
+
+
+@annotate_app.command("objects")
+def annotate_objects(
+    source_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="VidLN narratives JSONL, or Oops-QA "
+                                       "questions JSON with --source oops-qa."),
+    videos: Path = _VIDEOS, out: Path = typer.Option(..., "--out", file_okay=False, help="The work folder."),
+    source: str = _SOURCE, nouns: str = _NOUN_SOURCE, include_background: bool = _INCLUDE_BACKGROUND,
+    keyframe_numbering: str = _KEYFRAME_NUMBERING, dataset: str | None = _DATASET, split: str | None = _SPLIT,
+) -> None:
+    """Stage 1: the objects worth annotating (nouns merged per referent, nouns naming no object dropped), each
+    localised by one trace on a decoded frame → <out>/videos/<key>/objects.jsonl."""
+    from vng.io.common import FormatError
+    from vng.pipeline.objects import make_objects
+    from vng.pipeline.workdir import WorkDir
+
+    if source not in ("narratives", "oops-qa"):
+        _fail(f"--source must be narratives or oops-qa, got {source!r}")
+    config = _object_config(nouns, include_background, keyframe_numbering, dataset, split)
+    state = _pipeline_state()
+    workdir = WorkDir(out)
+    try:
+        report = make_objects(source_file, videos, workdir, kind=source, config=config,
+                              process_index=state.process_index, num_processes=state.num_processes,
+                              progress=state.is_local_main_process)
+    except FormatError as error:
+        _fail(str(error))
+    _finish_stages(workdir, [report], state, collect=False)
+
+
+@annotate_app.command("trace-masks")
+def annotate_trace_masks(
+    workdir_path: Path = _WORKDIR, backend: str = _BACKEND, encoder: Path | None = _ENCODER,
+    decoder: Path | None = _DECODER, model_cache: Path | None = _MODEL_CACHE, threads: int | None = _THREADS,
+    seed: int = _SEED, overlays: Path | None = _OVERLAYS,
+) -> None:
+    """Stage 2: each object's trace → a pseudo-mask on its keyframe (promptable segmenter)."""
+    from vng.pipeline.trace_masks import make_trace_masks
+    from vng.pipeline.workdir import WorkDir
+
+    state = _pipeline_state()
+    segmenter = _segmenter(backend, encoder, decoder, model_cache, None, "vit_h", str(state.device), threads, 2,
+                           True, 0.0)
+    workdir = WorkDir(workdir_path)
+    report = make_trace_masks(workdir, segmenter, seed=seed, overlays=overlays, process_index=state.process_index,
+                              num_processes=state.num_processes, progress=state.is_local_main_process)
+    _finish_stages(workdir, [report], state, collect=False)
+
+
+@annotate_app.command("propagate")
+def annotate_propagate(
+    workdir_path: Path = _WORKDIR, method: str | None = _METHOD, checkpoint: Path | None = _METHOD_CHECKPOINT,
+    device: str | None = _METHOD_DEVICE,
+    num_frames: int = typer.Option(10, "--num-frames", min=1, help="Evenly spaced frames whose maps are kept "
+                                   "(candidates are sampled on them; Sec. 3.2: 10)."),
+) -> None:
+    """Stage 3: each keyframe mask propagated forward and backward through its video; only the maps of the frames
+    candidates are sampled on are kept."""
+    from vng.pipeline.propagation import make_propagation
+    from vng.pipeline.workdir import WorkDir
+
+    state = _pipeline_state()
+    chosen = _pipeline_method(method, checkpoint, device, state)
+    workdir = WorkDir(workdir_path)
+    report = make_propagation(workdir, chosen, num_frames=num_frames, process_index=state.process_index,
+                              num_processes=state.num_processes, progress=state.is_local_main_process)
+    _finish_stages(workdir, [report], state, collect=False)
+
+
+@annotate_app.command("candidates")
+def annotate_candidates(workdir_path: Path = _WORKDIR, seed: int = _SEED, min_distance: float = _MIN_DISTANCE,
+                        overlays: Path | None = _OVERLAYS) -> None:
+    """Stage 4: 7 fg / 10 bg / 3 uncertain candidates per kept frame, >= 20 px apart, into verification tasks →
+    <workdir>/tasks/tasks.jsonl with the frames and masks they show."""
+    from vng.pipeline.candidates import make_candidates
+    from vng.pipeline.workdir import WorkDir
+    from vng.points import CandidateConfig
+
+    state = _pipeline_state()
+    workdir = WorkDir(workdir_path)
+    report = make_candidates(workdir, config=CandidateConfig(min_distance=min_distance), seed=seed, overlays=overlays,
+                             process_index=state.process_index, num_processes=state.num_processes,
+                             progress=state.is_local_main_process)
+    _finish_stages(workdir, [report], state, collect=True)
+
+
+@annotate_app.command("simulate")
+def annotate_simulate(
+    workdir_path: Path = _WORKDIR,
+    masks: Path = typer.Option(..., "--masks", exists=True, file_okay=False, help="Dense masks: <masks>/"
+                               "<video_name>/*.png, one per frame (e.g. DAVIS Annotations/480p)."),
+    out: Path | None = typer.Option(None, "--out", help="The verdict log to write (default: "
+                                    "<workdir>/verdicts.jsonl)."),
+    edge_band: float = typer.Option(2.0, "--edge-band", min=0.0, help="px around an object's edge where the "
+                                    "annotator says ambiguous."),
+) -> None:
+    """The simulated annotator: verdicts from dense masks (accept inside, reject outside, ambiguous at the edge),
+    and the pipeline's precision: the share of foreground candidates accepted and background candidates rejected."""
+    from vng.io.common import FormatError
+    from vng.io.tasks import write_verdicts
+    from vng.pipeline.simulation import simulate_tasks
+    from vng.pipeline.workdir import WorkDir
+    from vng.verification import SimulatedAnnotatorConfig
+
+    workdir = WorkDir(workdir_path)
+    try:
+        result = simulate_tasks(workdir, masks, config=SimulatedAnnotatorConfig(edge_band=edge_band))
+    except FormatError as error:
+        _fail(str(error))
+    log = out or workdir.root / "verdicts.jsonl"
+    write_verdicts(log, result.events)
+    typer.echo(result.precision.table())
+    typer.echo(f"{len(result.skipped)} objects skipped (no labelled object under their trace); "
+               f"{len(result.events)} events → {log}")
+
+
+@annotate_app.command("export")
+def annotate_export(
+    workdir_path: Path = _WORKDIR,
+    verdicts: Path = typer.Option(..., "--verdicts", exists=True, dir_okay=False, help="The verdict log (the "
+                                  "verification tool's, or `vng annotate simulate`'s)."),
+    out: Path = typer.Option(..., "--out", help="The release file: <root>/<Dataset>/<split>.json (PV-Oops) or "
+                             "train.jsonl (PV-Kinetics)."),
+    annotators: int = typer.Option(1, "--annotators", min=1, help="Annotators who must finish an object for it to "
+                                   "be released (the paper: 1); their majority decides each point."),
+    link_videos: bool = typer.Option(False, "--link-videos", help="Also link the videos where the release expects "
+                                     "them: <out folder>/videos/<split>/<video_name>.mp4."),
+) -> None:
+    """Verdicts → the Point-VOS release (ACCEPTED / REJECTED / AMBIGUOUS points, is_fg_candidate, 6-digit frame
+    ids, the caption's noun span), readable by vng.io.pointvos and vng.datasets.hf.load_oops_vng."""
+    from vng.io.common import FormatError
+    from vng.pipeline.release import export_release
+    from vng.pipeline.workdir import WorkDir
+    from vng.verification import ResolveConfig
+
+    try:
+        result = export_release(WorkDir(workdir_path), verdicts, out,
+                                config=ResolveConfig(annotators_per_object=annotators), link_videos=link_videos)
+    except (FormatError, ValueError, FileExistsError) as error:
+        _fail(str(error))
+    typer.echo(f"{result.summary()}\n→ {out}")
+
+
+
 if __name__ == "__main__":
     app()
