@@ -1,5 +1,5 @@
-"""Fixtures of the pipeline tests; their helpers live in ``stories.py`` (this folder goes on the import path, as
-the recipes' tests do)."""
+"""Fixtures of the pipeline tests; their helpers live in ``stories.py``. This folder and ``recipes/`` (the closed
+loop trains with ``recipes/point_stcn.py``) go on the import path, as in the recipes' tests."""
 
 import sys
 from pathlib import Path
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "recipes"))
 
 from stories import actor, line, narrative, write_clip  # noqa: E402
 
