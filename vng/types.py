@@ -700,6 +700,14 @@ class Candidate:
         return _KIND_ORDER[self.kind], self.frame_index
 
 
+def _check_inner_path(value, name: str, folder: str) -> None:
+    """A non-empty relative path that stays inside ``folder`` (no leading slash, no ``..``)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty relative path, got {value!r}")
+    if value.startswith(("/", "\\")) or ".." in value.replace("\\", "/").split("/"):
+        raise ValueError(f"{name} must be a path inside {folder}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class TaskFrame:
     """A frame of a verification task: its index and the files the tool shows, as paths relative to the task
@@ -715,10 +723,7 @@ class TaskFrame:
             value = getattr(self, name)
             if value is None and name == "mask":
                 continue
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name} must be a non-empty relative path, got {value!r}")
-            if value.startswith(("/", "\\")) or ".." in value.replace("\\", "/").split("/"):
-                raise ValueError(f"{name} must be a path inside the task folder, got {value!r}")
+            _check_inner_path(value, name, "the task folder")
 
 
 @dataclass(frozen=True)
@@ -987,8 +992,7 @@ class TraceMask:
     def __post_init__(self) -> None:
         if not isinstance(self.object_id, str) or not self.object_id:
             raise ValueError(f"object_id must be a non-empty string, got {self.object_id!r}")
-        if not isinstance(self.mask, str) or not self.mask or self.mask.startswith("/") or ".." in self.mask:
-            raise ValueError(f"mask must be a relative path inside the work folder, got {self.mask!r}")
+        _check_inner_path(self.mask, "mask", "the video's work folder")
         if isinstance(self.score, bool) or not isinstance(self.score, (int, float)):
             raise TypeError(f"score must be a number, got {self.score!r}")
         object.__setattr__(self, "score", float(self.score))

@@ -59,7 +59,7 @@ def test_trace_masks_round_trip_and_refuse_paths_outside(tmp_path):
     write_trace_masks(tmp_path / "masks.jsonl", masks)
     assert read_trace_masks(tmp_path / "masks.jsonl") == masks
     (tmp_path / "bad.jsonl").write_text(json.dumps({"object_id": "a", "mask": "../x.png", "score": 1, "area": 3}))
-    with pytest.raises(FormatError, match="inside the work folder"):
+    with pytest.raises(FormatError, match="inside the video.s work folder"):
         read_trace_masks(tmp_path / "bad.jsonl")
 
 

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Iterable, Literal
 
 import numpy as np
 
@@ -62,7 +63,7 @@ STOP_NOUNS: frozenset[str] = frozenset({
     # directions and relative positions: "walking to the left", "in front of", "on the right side"; spaCy's small
     # model also tags "moves downwards" as a noun
     "left", "right", "top", "bottom", "front", "back", "rear", "side", "middle", "center", "centre", "direction",
-    "way", "corner", "edge", "upwards", "downwards", "forwards", "backwards",
+    "way", "corner", "edge", "upward", "downward", "forward", "backward", "upwards", "downwards",
     # places in the frame, and the frame itself: "in the background", "in the distance", "of the video"
     "background", "foreground", "distance", "frame", "image", "picture", "video", "clip", "scene", "screen",
     "view", "camera", "shot", "part", "place", "spot", "position", "location",
@@ -288,10 +289,12 @@ class _VideoEntry:
     offsets: list[tuple[int, int]] = field(default_factory=list)  # narratives: (line number, byte offset)
 
 
-def _narrative_index(path: Path, report: StageReport) -> Iterator[tuple[str, _VideoEntry]]:
-    """(key, entry) per video of a narratives JSONL, read once; a line that is no narrative record is reported."""
+def _narrative_index(path: Path) -> tuple[dict[str, _VideoEntry], list[tuple[str | None, Problem]]]:
+    """Every video of a narratives JSONL by key, read once, and the lines that are no narrative of a video (with the
+    key of the video they concern, None when they name none)."""
     entries: dict[str, _VideoEntry] = {}
     datasets: dict[str, str] = {}
+    problems: list[tuple[str | None, Problem]] = []
     with open(path, "rb") as handle:
         offset = 0
         for number, line in enumerate(handle, start=1):
@@ -305,24 +308,26 @@ def _narrative_index(path: Path, report: StageReport) -> Iterator[tuple[str, _Vi
                 if not isinstance(video_id, str) or not isinstance(dataset_id, str):
                     raise TypeError
             except json.JSONDecodeError as error:
-                report.problems.append(_problem(report, "?", FormatError(f"malformed JSON: {error.msg}", location)))
+                problems.append((None, Problem("objects", "?", str(FormatError(f"malformed JSON: {error.msg}",
+                                                                               location)))))
                 continue
             except (KeyError, TypeError):
-                report.problems.append(_problem(report, "?", FormatError(
-                    "a narrative needs string video_id and dataset_id", location)))
+                problems.append((None, Problem("objects", "?", str(FormatError(
+                    "a narrative needs string video_id and dataset_id", location)))))
                 continue
             if datasets.setdefault(video_id, dataset_id) != dataset_id:
-                report.problems.append(_problem(report, video_id, FormatError(
+                problems.append((video_key(video_id), Problem("objects", video_id, str(FormatError(
                     f"video {video_id!r} appears in datasets {datasets[video_id]!r} and {dataset_id!r}: one work "
-                    f"folder per dataset", location, "dataset_id")))
+                    f"folder per dataset", location, "dataset_id")))))
                 continue
-            entry = entries.setdefault(video_id, _VideoEntry(video_id, [f"{dataset_id}/{video_id}", video_id]))
+            entry = entries.setdefault(video_key(video_id),
+                                       _VideoEntry(video_id, [f"{dataset_id}/{video_id}", video_id]))
             entry.offsets.append((number, start))
-    for name, entry in entries.items():
-        yield video_key(name), entry
+    return entries, problems
 
 
-def _question_index(path: Path, config: ObjectConfig) -> Iterator[tuple[str, _VideoEntry]]:
+def _question_index(path: Path, config: ObjectConfig) -> dict[str, _VideoEntry]:
+    """Every video of an Oops-QA questions file by key (a bad file raises: it is one JSON object)."""
     entries: dict[str, _VideoEntry] = {}
     for question in read_location_questions(path):
         name = question.video_name
@@ -330,14 +335,9 @@ def _question_index(path: Path, config: ObjectConfig) -> Iterator[tuple[str, _Vi
         # The release's video_name may carry the split ("train/…"): the videos folder may or may not have it.
         split = config.split or "train"
         names = [name, rest] if rest and prefix in ("train", "val", "test") else [name, f"{split}/{name}"]
-        entry = entries.setdefault(name, _VideoEntry(name, names))
+        entry = entries.setdefault(video_key(name), _VideoEntry(name, names))
         entry.records.append((Location(str(path), record=question.question_hash), question))
-    for name, entry in entries.items():
-        yield video_key(name), entry
-
-
-def _problem(report: StageReport, video: str, error: FormatError) -> Problem:
-    return Problem(report.stage, video, str(error))
+    return entries
 
 
 def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: WorkDir, *,
@@ -357,9 +357,12 @@ def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: 
     source = Path(source)
     report = StageReport("objects")
     if kind == "narratives":
-        index = dict(_narrative_index(source, report))
+        index, problems = _narrative_index(source)
+        # each process reports the problems of its own videos; process 0 those of lines that name no video
+        report.problems += [problem for key, problem in problems
+                            if (0 if key is None else shard_of(key, num_processes)) == process_index]
     elif kind == "oops-qa":
-        index = dict(_question_index(source, config))
+        index = _question_index(source, config)
     else:
         raise ValueError(f"kind must be 'narratives' or 'oops-qa', got {kind!r}")
     mine = sorted(key for key in index if shard_of(key, num_processes) == process_index)
@@ -380,8 +383,7 @@ def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: 
         else:
             objects = [question_object(question, video, config=config, location=location)
                        for location, question in entry.records]
-        ids = [obj.object_id for obj in objects]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        duplicates = sorted(i for i, n in Counter(obj.object_id for obj in objects).items() if n > 1)
         if duplicates:
             raise FormatError(f"objects {duplicates} appear twice (a narrative or question listed twice?)",
                               Location(str(source)))

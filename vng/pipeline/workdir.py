@@ -17,7 +17,9 @@ Layout (``WORKDIR/``)::
 ``<key>`` names a video safely on any file system (:func:`video_key`). A stage has finished a video when the
 video's output file of that stage exists: every file is written atomically (a temporary file renamed over the
 target), the stage's record file last, so a killed run leaves finished videos whole and resumes with the first
-unfinished one; the temporary files a kill leaves behind are deleted when the video is taken up again.
+unfinished one; the temporary files a kill leaves behind are deleted when the video is taken up again. A work
+folder belongs to one source and one set of settings: a finished video is never redone, so other settings need
+another folder (or the later stages' files deleted).
 """
 
 from __future__ import annotations
