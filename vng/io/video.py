@@ -186,6 +186,17 @@ class _FileVideo(Video):
             capture.release()
         self._size = (first.shape[1], first.shape[0])
         self._length = None if exact_length or metadata_count <= 0 else metadata_count
+        self._decoded: np.memmap | None = None  # every frame, once keep_decoded has run
+
+    def keep_decoded(self, raw: Path) -> None:
+        """Decode every frame once into the file ``raw`` and read frames from it from now on (decode_to_disk)."""
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        with open(raw, "wb") as handle:
+            for frame in self:  # one decoding pass, streamed; it also counts the frames exactly
+                handle.write(np.ascontiguousarray(frame).tobytes())
+        width, height = self._size
+        self._decoded = np.memmap(raw, np.uint8, "r", shape=(self._length, height, width, 3))
+        self.close()
 
     def _capture(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(self.path))
@@ -218,6 +229,8 @@ class _FileVideo(Video):
         return self._length
 
     def __getitem__(self, index: int) -> np.ndarray:
+        if self._decoded is not None:
+            return np.array(self._decoded[self._index(index)])
         index = _check_index(index)
         if index < 0 or self._length is not None:
             index = self._index(index)
@@ -236,6 +249,9 @@ class _FileVideo(Video):
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        if self._decoded is not None:
+            yield from (np.array(frame) for frame in self._decoded)
+            return
         # A capture of its own: iterating never disturbs the random-access reader.
         capture = self._capture()
         try:
@@ -260,52 +276,15 @@ class _FileVideo(Video):
         self.close()
 
 
-class _DecodedVideo(Video):
-    """The frames of a video file, decoded once into one raw file and read back by index (see decode_to_disk)."""
-
-    def __init__(self, source: Video, raw: Path):
-        self.path = source.path
-        self._fps = source.fps
-        width, height = source.size
-        with open(raw, "wb") as handle:
-            for frame in source:  # one decoding pass, streamed
-                handle.write(np.ascontiguousarray(frame).tobytes())
-        count = raw.stat().st_size // (width * height * 3)
-        self._frames = np.memmap(raw, np.uint8, "r", shape=(count, height, width, 3))
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._frames.shape[2], self._frames.shape[1]
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def frame_names(self) -> list[str]:
-        return [frame_id(i) for i in range(len(self))]
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        return np.array(self._frames[self._index(index)])
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for index in range(len(self)):
-            yield self[index]
-
-
 def decode_to_disk(path: str | os.PathLike, folder: str | os.PathLike) -> Video:
     """A video for random access in any order: a frame folder as it is; a video file decoded once into
     ``<folder>/frames.raw`` (H x W x 3 bytes a frame, read back by index without decoding). Reading a video file
     backwards otherwise decodes it from the start for every frame (``Video`` never seeks); a PNG cache costs ~90 ms
     a 768x490 frame to write against 6 ms to decode. The caller deletes ``folder`` when done."""
     video = Video.open(path, exact_length=False)
-    if isinstance(video, _FolderVideo):
-        return video
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    return _DecodedVideo(video, Path(folder) / "frames.raw")
+    if isinstance(video, _FileVideo):
+        video.keep_decoded(Path(folder) / "frames.raw")
+    return video
 
 
 def _check_frame(frame: np.ndarray, index: int) -> np.ndarray:

@@ -28,7 +28,7 @@ from vng.io.masks import read_mask_png, rle_decode, write_mask_png
 from vng.io.pipeline import read_probabilities, read_traced_objects
 from vng.io.tasks import TASKS_FILE, read_tasks, write_tasks
 from vng.io.video import read_frames, write_frames
-from vng.pipeline.workdir import StageReport, WorkDir, run_per_video, shard_of
+from vng.pipeline.workdir import StageReport, WorkDir, run_per_video
 from vng.points import CandidateConfig, sample_object_candidates
 from vng.types import CandidateKind, ObjectProbabilities, TaskFrame, TracedObject, VerificationTask, frame_id
 from vng.visualize import draw_label, overlay_mask
@@ -126,9 +126,8 @@ def make_candidates(workdir: WorkDir, *, config: CandidateConfig = CandidateConf
         write_tasks(workdir.tasks_part(key), tasks)
         return len(tasks)
 
-    keys = [key for key in workdir.keys() if shard_of(key, num_processes) == process_index]
-    return run_per_video(report, keys, done=lambda key: workdir.tasks_part(key).is_file(), work=work,
-                         ready=lambda key: workdir.probabilities_file(key).is_file(), workdir=workdir,
+    return run_per_video(report, workdir, workdir.keys(), work, output=workdir.tasks_part,
+                         needs=workdir.probabilities_file, process_index=process_index, num_processes=num_processes,
                          progress=progress)
 
 

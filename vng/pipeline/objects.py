@@ -365,7 +365,6 @@ def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: 
         index = _question_index(source, config)
     else:
         raise ValueError(f"kind must be 'narratives' or 'oops-qa', got {kind!r}")
-    mine = sorted(key for key in index if shard_of(key, num_processes) == process_index)
     nlp = load_spacy(config.spacy_model) if kind == "narratives" else None
 
     def work(key: str) -> int:
@@ -390,5 +389,5 @@ def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: 
         write_traced_objects(workdir.objects_file(key), objects)
         return len(objects)
 
-    return run_per_video(report, mine, done=lambda key: workdir.objects_file(key).is_file(), work=work,
-                         workdir=workdir, name_of=lambda key: index[key].name, progress=progress)
+    return run_per_video(report, workdir, index, work, output=workdir.objects_file, process_index=process_index,
+                         num_processes=num_processes, name_of=lambda key: index[key].name, progress=progress)

@@ -26,7 +26,7 @@ from vng.io.common import FormatError, Location
 from vng.io.masks import read_mask_png
 from vng.io.pipeline import read_trace_masks, read_traced_objects, write_probabilities
 from vng.io.video import Video, decode_to_disk
-from vng.pipeline.workdir import StageReport, WorkDir, run_per_video, shard_of
+from vng.pipeline.workdir import StageReport, WorkDir, run_per_video
 from vng.points import CandidateConfig, evenly_spaced_frames
 from vng.types import ObjectProbabilities
 
@@ -111,7 +111,6 @@ def make_propagation(workdir: WorkDir, method: Method, *, num_frames: int = Cand
         write_probabilities(workdir.probabilities_file(key), results)
         return len(results)
 
-    keys = [key for key in workdir.keys() if shard_of(key, num_processes) == process_index]
-    return run_per_video(report, keys, done=lambda key: workdir.probabilities_file(key).is_file(), work=work,
-                         ready=lambda key: workdir.trace_masks_file(key).is_file(), workdir=workdir,
+    return run_per_video(report, workdir, workdir.keys(), work, output=workdir.probabilities_file,
+                         needs=workdir.trace_masks_file, process_index=process_index, num_processes=num_processes,
                          progress=progress)

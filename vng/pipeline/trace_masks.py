@@ -24,7 +24,7 @@ from vng.io.masks import rle_decode, write_mask_png
 from vng.io.pipeline import read_traced_objects, write_trace_masks
 from vng.io.video import read_frames
 from vng.pipeline.pseudo_masks import render_trace_mask
-from vng.pipeline.workdir import StageReport, WorkDir, run_per_video, shard_of
+from vng.pipeline.workdir import StageReport, WorkDir, run_per_video
 from vng.segmenters.base import Segmenter
 from vng.segmenters.prompts import TracePromptConfig, trace_mask_prompt
 from vng.types import TracedObject, TraceMask
@@ -103,6 +103,5 @@ def make_trace_masks(workdir: WorkDir, segmenter: Segmenter, *, config: TracePro
         write_trace_masks(workdir.trace_masks_file(key), records)
         return len(records)
 
-    keys = [key for key in workdir.keys() if shard_of(key, num_processes) == process_index]
-    return run_per_video(report, keys, done=lambda key: workdir.trace_masks_file(key).is_file(), work=work,
-                         workdir=workdir, progress=progress)
+    return run_per_video(report, workdir, workdir.keys(), work, output=workdir.trace_masks_file,
+                         process_index=process_index, num_processes=num_processes, progress=progress)

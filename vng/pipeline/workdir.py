@@ -150,22 +150,24 @@ class StageReport:
                 f"{len(self.problems)} skipped; {self.objects} objects in {self.seconds:.1f} s{rate}{notes}")
 
 
-def run_per_video(report: StageReport, keys: Iterable[str], *, done: Callable[[str], bool],
-                  work: Callable[[str], int], workdir: WorkDir, ready: Callable[[str], bool] | None = None,
-                  name_of: Callable[[str], str] = str, progress: bool = False) -> StageReport:
-    """Run ``work(key)`` (returns the number of objects it processed) for every video not ``done`` yet whose
-    previous stage has finished (``ready``; the others are counted as waiting).
+def run_per_video(report: StageReport, workdir: WorkDir, keys: Iterable[str], work: Callable[[str], int], *,
+                  output: Callable[[str], Path], needs: Callable[[str], Path] | None = None, process_index: int = 0,
+                  num_processes: int = 1, name_of: Callable[[str], str] = str, progress: bool = False) -> StageReport:
+    """Run ``work(key)`` (it returns the number of objects it processed) for this process's share of the videos
+    (:func:`shard_of`) whose ``output`` file does not exist yet and whose previous stage wrote the file it ``needs``
+    (the others are counted as waiting).
 
     A video whose work raises a :class:`~vng.io.common.FormatError` (a missing or unreadable video, a bad record) or
     an OSError is reported in ``report.problems`` and skipped: at tens of thousands of videos one bad file must not
     stop a run. Its partial files are deleted before it is taken up (:meth:`WorkDir.remove_partial_files`).
     """
     start = time.perf_counter()
-    for key in tqdm(list(keys), desc=report.stage, disable=not progress, unit="video"):
-        if done(key):
+    mine = sorted(key for key in keys if shard_of(key, num_processes) == process_index)
+    for key in tqdm(mine, desc=report.stage, disable=not progress, unit="video"):
+        if output(key).is_file():
             report.videos_kept += 1
             continue
-        if ready is not None and not ready(key):
+        if needs is not None and not needs(key).is_file():
             report.count("videos waiting for the previous stage")
             continue
         workdir.remove_partial_files(key)
