@@ -636,8 +636,9 @@ def annotate_prepare(
     min_distance: float = _MIN_DISTANCE, overlays: Path | None = _OVERLAYS,
 ) -> None:
     """Stages 1-4: objects, keyframe masks from the traces, propagation both ways, point candidates → the task
-    folder <out>/tasks (what the verification tool reads). Resumable per video; several processes split the videos:
-    `accelerate launch --num_processes N -m vng.cli annotate prepare ...`."""
+    folder <out>/tasks (what the verification tool reads). Resumable per video; several processes (GPUs, or CPU
+    processes on a machine without one) split the videos: `accelerate launch --multi_gpu --num_processes N -m vng.cli
+    annotate prepare ...`. Exits with 1 when a video was skipped (missing, unreadable, bad records: all listed)."""
     from vng.io.common import FormatError
     from vng.pipeline.prepare import prepare
     from vng.pipeline.workdir import WorkDir

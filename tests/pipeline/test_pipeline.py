@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,3 +222,23 @@ def test_command_line_prepare_simulate_export(two_videos, tmp_path):
     bad = CliRunner().invoke(app, ["annotate", "export", str(work), "--verdicts", str(work / "verdicts.jsonl"),
                                    "--out", str(tmp_path / "release.txt")])
     assert bad.exit_code == 2 and "must end in .json" in bad.output
+
+
+def test_accelerate_launch_splits_the_videos_over_processes(two_videos, tmp_path):
+    accelerate = Path(sys.executable).parent / "accelerate"
+    if not accelerate.is_file():
+        pytest.skip("no accelerate launcher next to this Python")
+    path, videos = two_videos
+    arguments = ["annotate", "prepare", str(path), "--videos", str(videos), "--backend", "grabcut", "--method", "flow",
+                 "--min-distance", "5", "--out"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_CONFIG_FILE": str(tmp_path / "none.yaml")}
+    launched = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--mixed_precision",
+                               "no", "--num_machines", "1", "--dynamo_backend", "no", "-m", "vng.cli", *arguments,
+                               str(tmp_path / "work")], capture_output=True, text=True, timeout=600, env=environment)
+    assert launched.returncode == 0, launched.stdout[-2000:] + launched.stderr[-2000:]
+    shares = [json.loads((tmp_path / "work" / f"summary.{i}-of-2.json").read_text()) for i in range(2)]
+    assert sum(share["stages"][0]["videos_done"] for share in shares) == 2  # each video by one process
+    single = CliRunner().invoke(app, [*arguments, str(tmp_path / "single")])
+    assert single.exit_code == 0, single.output
+    assert ((tmp_path / "work" / "tasks" / "tasks.jsonl").read_bytes()
+            == (tmp_path / "single" / "tasks" / "tasks.jsonl").read_bytes())
