@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stories import FRAME_SIZE, NUM_FRAMES, actor, line, narrative
+from stories import FRAME_SIZE, NUM_FRAMES, actor, line, narrative, write_clip
 
 from vng.io.common import FormatError, Location
 from vng.io.masks import rle_decode, rle_encode
@@ -169,3 +169,19 @@ def test_unreadable_videos_and_bad_records_are_reported_by_file_and_line(narrati
     assert any("narratives.jsonl:1: record 1: field 'actor_narratives[0].traces[0][0].kf_idx'" in m for m in messages)
     assert any("gone.mp4: OpenCV" in m for m in messages)
     assert any("narratives.jsonl:3: malformed JSON" in m for m in messages)
+
+
+def test_make_objects_from_oops_qa_finds_videos_with_or_without_the_split_prefix(tmp_path):
+    trace = np.zeros((FRAME_SIZE[1], FRAME_SIZE[0]), bool)
+    trace[20:24, 10:30] = True
+    question = {"question_hash": "h1", "question": "What falls?", "trace_frame": 3, "trace": rle_encode(trace)}
+    (tmp_path / "questions.json").write_text(json.dumps({"train/clip": [question], "dog": [question],
+                                                         "gone": [question]}))
+    write_clip(tmp_path / "videos" / "clip.mp4")  # the release's "train/clip" without its split folder
+    write_clip(tmp_path / "videos" / "train" / "dog.mp4")  # and "dog" inside one
+    workdir = WorkDir(tmp_path / "work")
+    report = make_objects(tmp_path / "questions.json", tmp_path / "videos", workdir, kind="oops-qa")
+    assert (report.videos_done, report.objects) == (2, 2)
+    assert [p.video for p in report.problems] == ["gone"] and "train/gone.mp4" in report.problems[0].message
+    clip = read_traced_objects(workdir.objects_file(video_key("train/clip")))[0]
+    assert (clip.video_name, clip.question_hash, clip.keyframe, clip.trace_area) == ("train/clip", "h1", 3, 80)

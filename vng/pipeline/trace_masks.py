@@ -25,7 +25,7 @@ from vng.io.pipeline import read_traced_objects, write_trace_masks
 from vng.io.video import read_frames
 from vng.pipeline.pseudo_masks import render_trace_mask
 from vng.pipeline.workdir import StageReport, WorkDir, run_per_video
-from vng.segmenters.base import Segmenter
+from vng.segmenters.base import Prediction, Segmenter
 from vng.segmenters.prompts import TracePromptConfig, trace_mask_prompt
 from vng.types import TracedObject, TraceMask
 
@@ -39,8 +39,8 @@ def trace_mask_file(obj: TracedObject) -> str:
 
 def segment_traces(objects: list[TracedObject], images: dict[int, np.ndarray], segmenter: Segmenter, *,
                    config: TracePromptConfig = TracePromptConfig(), seed: int = 0,
-                   overlays: str | os.PathLike | None = None) -> list[tuple[TracedObject, np.ndarray, float]]:
-    """``(object, (H, W) bool mask, predicted IoU)`` per object, in input order.
+                   overlays: str | os.PathLike | None = None) -> list[Prediction]:
+    """The segmenter's answer (mask and predicted IoU) for each object's trace on its keyframe, in input order.
 
     Args:
         images: ``{frame index: (H, W, 3) uint8 RGB}`` holding every object's keyframe.
@@ -50,7 +50,7 @@ def segment_traces(objects: list[TracedObject], images: dict[int, np.ndarray], s
     by_keyframe: dict[int, list[int]] = defaultdict(list)
     for position, obj in enumerate(objects):
         by_keyframe[obj.keyframe].append(position)
-    results: dict[int, tuple[TracedObject, np.ndarray, float]] = {}
+    results: dict[int, Prediction] = {}
     for keyframe, positions in by_keyframe.items():
         image = images[keyframe]
         traces = [rle_decode(objects[p].trace) for p in positions]
@@ -61,7 +61,7 @@ def segment_traces(objects: list[TracedObject], images: dict[int, np.ndarray], s
         for position, trace, prompt, prediction in zip(positions, traces, prompts,
                                                        segmenter.segment_objects(image, prompts)):
             obj = objects[position]
-            results[position] = (obj, prediction.mask, prediction.score)
+            results[position] = prediction
             if overlays is not None:
                 rendered = render_trace_mask(image, trace, f"{obj.actor_name or obj.question}: {obj.object_name}",
                                              prompt, prediction)
@@ -90,15 +90,16 @@ def make_trace_masks(workdir: WorkDir, segmenter: Segmenter, *, config: TracePro
                 raise FormatError(f"the video's frames are {size[0]}x{size[1]}, stage 1 read "
                                   f"{objects[0].frame_size[0]}x{objects[0].frame_size[1]}",
                                   Location(objects[0].video_path))
-            results = segment_traces(objects, images, segmenter, config=config, seed=seed,
-                                     overlays=None if overlays is None else Path(overlays) / key)
+            predictions = segment_traces(objects, images, segmenter, config=config, seed=seed,
+                                         overlays=None if overlays is None else Path(overlays) / key)
         else:
-            results = []
+            predictions = []
         records = []
-        for obj, mask, score in results:
-            write_mask_png(workdir.video_dir(key) / trace_mask_file(obj), mask.astype(np.uint8))
-            records.append(TraceMask(obj.object_id, trace_mask_file(obj), score, int(mask.sum())))
-            if not mask.any():
+        for obj, prediction in zip(objects, predictions, strict=True):
+            write_mask_png(workdir.video_dir(key) / trace_mask_file(obj), prediction.mask.astype(np.uint8))
+            records.append(TraceMask(obj.object_id, trace_mask_file(obj), prediction.score,
+                                     int(prediction.mask.sum())))
+            if not prediction.mask.any():
                 report.count("empty masks")
         write_trace_masks(workdir.trace_masks_file(key), records)
         return len(records)
