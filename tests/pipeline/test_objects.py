@@ -2,7 +2,6 @@
 ids, keyframe names → decoded frames, Oops-QA questions, and the per-video files with bad videos skipped."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +11,13 @@ from vng.io.common import FormatError, Location
 from vng.io.masks import rle_decode, rle_encode
 from vng.io.pipeline import read_traced_objects
 from vng.language.nouns import load_spacy
-from vng.pipeline.objects import (KeyframeNaming, ObjectConfig, VideoInfo, make_objects, narrative_objects,
+from vng.pipeline.objects import (KeyframeNaming, ObjectConfig, make_objects, narrative_objects,
                                   question_object)
 from vng.pipeline.workdir import StageReport, WorkDir, video_key
 from vng.traces import rasterise_trace
-from vng.types import LocationQuestion
+from vng.types import LocationQuestion, VideoRef
 
-VIDEO = VideoInfo("clip", Path("clip.mp4"), NUM_FRAMES, FRAME_SIZE)
+VIDEO = VideoRef("clip", "clip.mp4", num_frames=NUM_FRAMES, width=FRAME_SIZE[0], height=FRAME_SIZE[1])
 
 
 @pytest.fixture(scope="module")

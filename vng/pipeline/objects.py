@@ -51,10 +51,10 @@ from vng.io.vidln import parse_narrative
 from vng.language.nouns import NounMention, load_spacy, noun_mentions
 from vng.pipeline.workdir import Problem, StageReport, WorkDir, run_per_video, shard_of, video_key
 from vng.traces import DEFAULT_LINE_WIDTH, localise_noun, noun_trace_runs, rasterise_trace
-from vng.types import LocationQuestion, Narrative, NounObject, TracedObject
+from vng.types import LocationQuestion, Narrative, NounObject, TracedObject, VideoRef
 
 __all__ = ["STOP_NOUNS", "PARTITIVE_NOUNS", "DISTINGUISHING_WORDS", "KeyframeNaming", "ObjectConfig",
-           "VideoInfo", "probe_video", "find_video", "object_id", "referent_key", "narrative_objects",
+           "probe_video", "find_video", "object_id", "referent_key", "narrative_objects",
            "question_object", "make_objects"]
 
 # Nouns that name no object to segment, by lemma (Sec. 3.2 takes every noun; these are what made "left", "side",
@@ -131,16 +131,6 @@ class ObjectConfig:
             raise ValueError(f"line_width must be >= 1, got {self.line_width}")
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    """A video as found on disk: its name in the release, its file or frame folder, decoded frames and size."""
-
-    name: str
-    path: Path
-    num_frames: int
-    frame_size: tuple[int, int]
-
-
 def find_video(videos: str | os.PathLike, names: Iterable[str]) -> Path:
     """The first of ``<videos>/<name>.mp4`` or a frame folder ``<videos>/<name>/`` over ``names``; a FormatError
     listing every path tried when none exists."""
@@ -153,10 +143,15 @@ def find_video(videos: str | os.PathLike, names: Iterable[str]) -> Path:
     raise FormatError(f"video not found (tried {', '.join(tried)})", Location(str(videos)))
 
 
-def probe_video(name: str, path: Path) -> VideoInfo:
-    """Count the frames OpenCV decodes and read their size (FormatError when the video cannot be read)."""
+def probe_video(name: str, path: Path) -> VideoRef:
+    """The video as found on disk: its name in the release, its file or frame folder, the frames OpenCV decodes and
+    their size (FormatError when the video cannot be read)."""
     video = Video.open(path)
-    return VideoInfo(name, path, len(video), video.size)
+    return VideoRef(name, str(path), num_frames=len(video), width=video.size[0], height=video.size[1])
+
+
+def _frame_size(video: VideoRef) -> tuple[int, int]:
+    return video.width, video.height
 
 
 def object_id(*parts: object) -> str:
@@ -179,12 +174,12 @@ def _dataset_split(dataset_id: str, config: ObjectConfig) -> tuple[str, str]:
     return config.dataset or name, config.split or split
 
 
-def _trace_object(video: VideoInfo, trace: np.ndarray, **fields) -> TracedObject:
-    return TracedObject(video_name=video.name, video_path=str(video.path), num_frames=video.num_frames,
-                        frame_size=video.frame_size, trace=rle_encode(trace), trace_area=int(trace.sum()), **fields)
+def _trace_object(video: VideoRef, trace: np.ndarray, **fields) -> TracedObject:
+    return TracedObject(video_name=video.name, video_path=video.path, num_frames=video.num_frames,
+                        frame_size=_frame_size(video), trace=rle_encode(trace), trace_area=int(trace.sum()), **fields)
 
 
-def _keyframe_indices(narrative: Narrative, video: VideoInfo, config: ObjectConfig,
+def _keyframe_indices(narrative: Narrative, video: VideoRef, config: ObjectConfig,
                       location: Location) -> list[int]:
     indices = []
     for position, name in enumerate(narrative.keyframe_names):
@@ -199,12 +194,12 @@ def _keyframe_indices(narrative: Narrative, video: VideoInfo, config: ObjectConf
     return indices
 
 
-def narrative_objects(narrative: Narrative, video: VideoInfo, *, config: ObjectConfig = ObjectConfig(), nlp=None,
+def narrative_objects(narrative: Narrative, video: VideoRef, *, config: ObjectConfig = ObjectConfig(), nlp=None,
                       location: Location | None = None, report: StageReport | None = None) -> list[TracedObject]:
     """The objects of one narrative (module docstring), in actor order, then by first mention.
 
     Args:
-        narrative: read with traces in pixels of the video's frames (``video.frame_size``).
+        narrative: read with traces in pixels of the video's frames (``video.width`` x ``video.height``).
         nlp: a spaCy pipeline (default: :func:`~vng.language.nouns.load_spacy` of ``config.spacy_model``).
         location: where the narrative was read (named by keyframe errors).
         report: counts the nouns, those naming no object, those merged into an earlier mention and the referents
@@ -238,10 +233,10 @@ def narrative_objects(narrative: Narrative, video: VideoInfo, *, config: ObjectC
             noun = NounObject(vidln_id=narrative.vidln_id, dataset_id=narrative.dataset_id,
                               video_id=narrative.video_id, actor_index=actor_index, actor_name=actor.actor_name,
                               caption=actor.caption, span=first, source=config.noun_source,
-                              frame_size=video.frame_size, runs=tuple(runs))
+                              frame_size=_frame_size(video), runs=tuple(runs))
             run = localise_noun(noun, line_width=config.line_width).run
             objects.append(_trace_object(
-                video, rasterise_trace(run.xy, video.frame_size, line_width=config.line_width),
+                video, rasterise_trace(run.xy, _frame_size(video), line_width=config.line_width),
                 object_id=object_id("narratives", narrative.dataset_id, narrative.video_id, narrative.vidln_id,
                                     actor_index, key),
                 source="narratives", dataset=dataset, split=split, object_name=noun.text, question=actor.caption,
@@ -251,7 +246,7 @@ def narrative_objects(narrative: Narrative, video: VideoInfo, *, config: ObjectC
     return objects
 
 
-def question_object(question: LocationQuestion, video: VideoInfo, *, config: ObjectConfig = ObjectConfig(),
+def question_object(question: LocationQuestion, video: VideoRef, *, config: ObjectConfig = ObjectConfig(),
                     location: Location | None = None) -> TracedObject:
     """The object a location-output question asks for, localised by its answer trace (FORMATS.md §2)."""
     location = location or Location("<questions>", record=question.question_hash)
@@ -264,9 +259,9 @@ def question_object(question: LocationQuestion, video: VideoInfo, *, config: Obj
         raise FormatError(f"trace_frame {frame!r} is frame {index}, but {video.path} decodes to {video.num_frames} "
                           f"frames", location, "trace_frame")
     height, width = question.trace["size"]
-    if (width, height) != video.frame_size:
-        raise FormatError(f"the trace is {width}x{height}, the video's frames are "
-                          f"{video.frame_size[0]}x{video.frame_size[1]}", location, "trace")
+    if (width, height) != _frame_size(video):
+        raise FormatError(f"the trace is {width}x{height}, the video's frames are {video.width}x{video.height}",
+                          location, "trace")
     trace = rle_decode(question.trace)
     if not trace.any():
         raise FormatError("the trace is empty", location, "trace")
@@ -376,7 +371,7 @@ def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: 
                 for number, offset in entry.offsets:
                     handle.seek(offset)
                     location = Location(str(source), number)
-                    narrative = parse_narrative(location, json.loads(handle.readline()), frame_size=video.frame_size)
+                    narrative = parse_narrative(location, json.loads(handle.readline()), frame_size=_frame_size(video))
                     objects += narrative_objects(narrative, video, config=config, nlp=nlp, report=report,
                                                  location=location.at(record=narrative.vidln_id))
         else:
