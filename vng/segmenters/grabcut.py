@@ -10,6 +10,8 @@ own box from the points), and the score is NaN (GrabCut has no quality estimate)
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from vng.segmenters.base import ImageEmbedding, Prediction, Prompt, Segmenter, _check_image
@@ -26,6 +28,9 @@ class GrabCutSegmenter(Segmenter):
         from vng.baselines import FlowConfig
 
         self.config = config or FlowConfig()
+
+    def settings(self) -> dict:
+        return {"grabcut": dataclasses.asdict(self.config)}
 
     def embed(self, image: np.ndarray) -> ImageEmbedding:
         image = _check_image(image)
