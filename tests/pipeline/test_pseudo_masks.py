@@ -173,9 +173,15 @@ def test_a_frame_without_foreground_points_gets_an_empty_mask(sample, segmenter,
     assert read_mask_png(tmp_path / records[0]["path"]).max() == 0
 
 
-def test_open_video_names_both_places_it_looked(tmp_path):
-    with pytest.raises(FormatError, match="neither .*Oops/videos/train/nope.mp4 nor a frame folder .*nope"):
+def test_open_video_names_every_place_it_looked(tmp_path):
+    with pytest.raises(FormatError, match="video 'nope' not found; tried .*Oops/videos/train/nope.mp4, .*/nope.mp4, "
+                                          ".*/nope$"):
         open_video(tmp_path, "Oops", "train", "nope")
+    # a name with the split prefix (the release's README example) is tried with and without it, then the object's
+    # extracted frames
+    with pytest.raises(FormatError, match=r"tried .*/Oops/videos/train/nope\.mp4, .*/Oops/videos/train/train/nope\.mp4, "
+                                          r".*/Oops/train/JPEGImages/abc, "):
+        open_video(tmp_path, "Oops", "train", "train/nope", "abc")
 
 
 def test_trace_masks_cli_with_overlays_is_resumable(sample, model, tmp_path):
