@@ -23,6 +23,18 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _prepare_output(path: Path | None, *inputs: Path | None, folder: bool, option: str = "--out") -> None:
+    """Refuse an output that would replace one of ``inputs`` or is the wrong kind of path; clean what killed runs
+    left there (:func:`vng.io.outputs.prepare_output`)."""
+    from vng.io.outputs import OutputConflict, prepare_output
+
+    if path is not None:
+        try:
+            prepare_output(path, inputs=inputs, folder=folder, option=option)
+        except OutputConflict as error:
+            _fail(str(error))
+
+
 @app.command("parse-narratives")
 def parse_narratives(
     narratives: Path = typer.Argument(..., help="VidLN narratives JSONL.", exists=True, dir_okay=False),
@@ -46,6 +58,8 @@ def parse_narratives(
 
     if source not in ("spacy", "noun_segments"):
         _fail(f"--source must be spacy or noun_segments, got {source!r}")
+    _prepare_output(out, narratives, frames, folder=False)
+    _prepare_output(visualize, narratives, frames, out, folder=True, option="--visualize")
     report = ReadReport() if skip_bad else None
     try:
         loaded = read_narratives(narratives, frames_dir=frames, report=report)
@@ -62,7 +76,10 @@ def parse_narratives(
     if result.agreement is not None:
         typer.echo(f"spaCy nouns vs VidLN noun_segments: {result.agreement}")
     if visualize is not None:
-        written = write_overlays(localised, frames, visualize, line_width=line_width, progress=True)
+        try:
+            written = write_overlays(localised, frames, visualize, line_width=line_width, progress=True)
+        except FormatError as error:
+            _fail(str(error))
         typer.echo(f"{len(written)} overlays → {visualize}")
 
 
@@ -79,6 +96,7 @@ def sample_data(
     """
     from vng.datasets.synthetic import generate_sample_data
 
+    _prepare_output(out, folder=True)
     typer.echo(generate_sample_data(out, seed=seed).summary())
 
 
@@ -104,6 +122,7 @@ def evaluate(
     from vng.io.common import FormatError
     from vng.io.davis import read_davis_split
 
+    _prepare_output(out, gt, folder=True)  # the results folder itself may take the CSVs, as the toolkit does
     start = time.perf_counter()
     try:
         sequences = read_davis_split(gt, year=year, split=set_name) if year else None
@@ -184,13 +203,18 @@ def _segmenter(backend: str, encoder, decoder, model_cache, checkpoint, model_ty
 
 @app.command("pseudo-masks")
 def pseudo_masks(
-    annotations: Path = typer.Option(..., "--annotations", exists=True, dir_okay=False, help="Point-VOS "
-                                     "annotations: PV-Oops <split>.json, PV-Kinetics train.jsonl, PV-DAVIS / PV-YT."),
+    annotations: Path = typer.Option(..., "--annotations", exists=True, help="Point-VOS annotations: PV-Oops "
+                                     "<split>.json, PV-Kinetics train.jsonl, PV-DAVIS / PV-YT, or the release's point "
+                                     "PNGs <Dataset>/<split>/Annotations (with the split's JSON when it exists)."),
     frames: Path = typer.Option(..., "--frames", exists=True, file_okay=False, help="The videos: the release root "
-                                "with <Dataset>/videos/<split>/<video>.mp4, or a folder of frame folders "
-                                "<frames>/<video_name>/*.jpg (e.g. DAVIS JPEGImages/480p)."),
-    out: Path = typer.Option(..., "--out", help="Output root (see --layout); existing masks are kept (resumable): "
-                             "other settings need another --out."),
+                                "with <Dataset>/videos/<split>/<video>.mp4 or the extracted frames <Dataset>/<split>/"
+                                "JPEGImages/<object_id>/, or a folder of frame folders <frames>/<video_name>/*.jpg "
+                                "(e.g. DAVIS JPEGImages/480p)."),
+    out: Path = typer.Option(..., "--out", help="Output root (see --layout). A rerun of the same command resumes "
+                             "(finished masks are kept); a run with other inputs or settings is refused unless "
+                             "--overwrite."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete the masks of an earlier, different run in the "
+                                   "output folder first (they are never mixed with this run's)."),
     dataset: str | None = typer.Option(None, "--dataset", help="Dataset of the release paths (default: the "
                                        "annotation file's folder name, e.g. Oops)."),
     split: str | None = typer.Option(None, "--split", help="Split (default: the annotation file's stem, e.g. train)."),
@@ -206,40 +230,48 @@ def pseudo_masks(
     focus: float = _FOCUS,
 ) -> None:
     """Pseudo-masks from point annotations with a promptable segmenter (Sec. 4.2), one per annotated frame and
-    object, plus an index JSON. Resumable. Several processes (split by video): `accelerate launch --multi_gpu
-    --num_processes N -m vng.cli pseudo-masks ...` (with onnx-sam also on a CPU-only machine; give --threads)."""
+    object, plus an index JSON that records what produced them. Resumable. Several processes (split by video):
+    `accelerate launch --multi_gpu --num_processes N -m vng.cli pseudo-masks ...` (with onnx-sam also on a CPU-only
+    machine; give --threads)."""
     from dataclasses import asdict
 
     from accelerate import PartialState
 
-    from vng.io.common import FormatError
-    from vng.io.pointvos import read_pv_annotations
-    from vng.pipeline.pseudo_masks import PseudoMaskConfig, make_pseudo_masks, merge_index
+    from vng.io.pointvos import check_against_frames
+    from vng.io.pv_extracted import read_pv_source, release_names
+    from vng.pipeline.pseudo_masks import (PseudoMaskConfig, find_frames, finish_run_index, make_pseudo_masks,
+                                           start_run)
     from vng.segmenters import PointPromptConfig
 
     if layout not in ("pointvos", "davis"):
         _fail(f"--layout must be pointvos or davis, got {layout!r}")
-    dataset = dataset or annotations.resolve().parent.name
-    split = split or annotations.stem
+    _prepare_output(out, annotations, frames, folder=True)
+    default_dataset, default_split = release_names(annotations)
+    dataset, split = dataset or default_dataset, split or default_split
     # onnxruntime runs on the CPU here: the processes then only need a CPU (gloo) group to wait for each other.
     state = PartialState(cpu=backend in ("onnx-sam", "grabcut"))  # CPU backends: processes, not GPUs
     segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type,
                            device or str(state.device), threads, refine, multimask, focus)
     config = PseudoMaskConfig(PointPromptConfig(use_background=not foreground_only,
                                                 box_from_foreground=box_from_foreground), layout=layout)
+    settings = {"backend": backend, "layout": layout, "dataset": dataset, "split": split,
+                "prompt": asdict(config.prompt), **segmenter.settings()}
     try:
-        objects = read_pv_annotations(annotations)
+        objects = read_pv_source(annotations)
+        check_against_frames(objects, lambda obj: find_frames(frames, dataset, split, obj.video_name, obj.object_id),
+                             source=annotations)
+        start_run(out, layout=layout, dataset=dataset, split=split, settings=settings, overwrite=overwrite,
+                  inputs={"annotations": annotations, "frames": frames}, main_process=state.is_main_process)
+        state.wait_for_everyone()  # the main process has recorded the run (and cleared an old one) before any writes
         written = make_pseudo_masks(objects, frames, out, segmenter, dataset=dataset, split=split, config=config,
                                     process_index=state.process_index, num_processes=state.num_processes,
                                     progress=state.is_local_main_process)
-    except FormatError as error:
+    except ValueError as error:  # FormatError and OutputConflict among them
         _fail(str(error))
     typer.echo(f"process {state.process_index}: {len(written)} masks written")
     state.wait_for_everyone()
     if state.is_main_process:
-        metadata = {"annotations": str(annotations), "backend": backend, "prompt": asdict(config.prompt),
-                    "decoding": asdict(segmenter.decoding)}
-        index = merge_index(out, layout=layout, dataset=dataset, split=split, metadata=metadata)
+        index = finish_run_index(out, layout=layout, dataset=dataset, split=split)
         typer.echo(f"{len(objects)} objects → index {index}")
 
 
@@ -249,8 +281,11 @@ def trace_masks(
                                         "`vng parse-narratives`."),
     frames: Path = typer.Option(..., "--frames", exists=True, file_okay=False, help="Keyframes, as for "
                                 "parse-narratives: <frames>/<dataset_id>/<video_id>/<name>.jpg."),
-    out: Path = typer.Option(..., "--out", help="Masks <out>/<video_id>/<noun>.png and <out>/index.jsonl; existing "
-                             "masks are kept (resumable): other settings need another --out."),
+    out: Path = typer.Option(..., "--out", help="Masks <out>/<video_id>/<noun>.png and <out>/index.jsonl. A rerun of "
+                             "the same command resumes (existing masks are kept); a run with other inputs or settings "
+                             "is refused unless --overwrite."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete the masks of an earlier, different run in --out "
+                                   "first."),
     visualize: Path | None = typer.Option(None, "--visualize", help="Also write overlays of trace, prompt and mask."),
     prompt: str = typer.Option("points", "--prompt", help="From the trace: points (sampled along it), box (its "
                                "bounding box) or points+box."),
@@ -263,8 +298,10 @@ def trace_masks(
     focus: float = _FOCUS,
 ) -> None:
     """Keyframe pseudo-masks from the nouns' mouse traces (stage 2 of the annotation pipeline, Sec. 3.2)."""
-    from vng.io.common import FormatError
+    from dataclasses import asdict
+
     from vng.io.noun_objects import read_noun_objects
+    from vng.io.outputs import finish_run, start_folder_run
     from vng.pipeline.pseudo_masks import make_trace_masks
     from vng.segmenters import TracePromptConfig
 
@@ -272,13 +309,20 @@ def trace_masks(
         config = TracePromptConfig(mode=prompt, num_points=num_points, min_distance=min_distance)
     except ValueError as error:
         _fail(str(error))
+    _prepare_output(out, noun_objects, frames, folder=True)
+    _prepare_output(visualize, noun_objects, frames, out, folder=True, option="--visualize")
     segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type, device or "cpu", threads,
                            refine, multimask, focus)
+    settings = {"backend": backend, "prompt": asdict(config), "seed": seed, **segmenter.settings()}
     try:
-        records = make_trace_masks(read_noun_objects(noun_objects), frames, out, segmenter, config=config, seed=seed,
+        localisations = read_noun_objects(noun_objects)
+        start_folder_run(out, "trace-masks", inputs={"noun_objects": noun_objects, "frames": frames},
+                         settings=settings, results="*/*.png", overwrite=overwrite)
+        records = make_trace_masks(localisations, frames, out, segmenter, config=config, seed=seed,
                                    overlays=visualize, progress=True)
-    except (FormatError, FileNotFoundError, ValueError) as error:
+    except ValueError as error:  # FormatError and OutputConflict among them
         _fail(str(error))
+    finish_run(out)
     typer.echo(f"{len(records)} trace masks → {out / 'index.jsonl'}"
                + (f"; overlays → {visualize}" if visualize is not None else ""))
 
@@ -314,6 +358,7 @@ def simulate_points(
         _fail(f"--dataset must be davis or ytvos, got {dataset!r}")
     if out.suffix not in (".json", ".jsonl"):
         _fail(f"--out must end in .json or .jsonl, got {out.name!r}")
+    _prepare_output(out, root, folder=False)
     config = SimulationConfig(num_frames=num_frames, num_foreground=num_foreground, num_background=num_background,
                               min_distance=min_distance, seed=seed)
     try:
@@ -360,7 +405,8 @@ def benchmark(
     from vng.benchmark.oops import run_pv_oops_benchmark
     from vng.benchmark.protocol import run_point_benchmark
     from vng.io.common import FormatError
-    from vng.io.pointvos import read_pv_annotations
+    from vng.io.pointvos import check_against_frames, read_pv_annotations
+    from vng.io.video import find_video
 
     if method in ("point-stcn", "stcn-pseudo-masks"):
         if checkpoint is None:
@@ -383,12 +429,20 @@ def benchmark(
     except ValueError:
         _fail(f"--settings must be comma-separated integers, got {settings!r}")
     chosen = None if sequences is None else [name.strip() for name in sequences.split(",") if name.strip()]
+    _prepare_output(out, root, points, masks, checkpoint, folder=True)
+    try:  # every point against the frames it lies on, before any work
+        annotations = read_pv_annotations(points)
+        check_against_frames(annotations, (lambda obj: root / "JPEGImages" / "480p" / obj.video_name)
+                             if dataset == "davis" else
+                             (lambda obj: find_video(root, obj.video_name, object_id=obj.object_id)), source=points)
+    except FormatError as error:
+        _fail(str(error))
     try:
         if dataset == "pv-oops":
-            result = run_pv_oops_benchmark(chosen_method, read_pv_annotations(points), videos=root, gt=masks,
+            result = run_pv_oops_benchmark(chosen_method, annotations, videos=root, gt=masks,
                                            out=out, settings=counts, processes=processes)
         else:
-            result = run_point_benchmark(chosen_method, read_pv_annotations(points), root=root, out=out,
+            result = run_point_benchmark(chosen_method, annotations, root=root, out=out,
                                          settings=counts, sequences=chosen, processes=processes)
     except (FormatError, ValueError) as error:
         _fail(str(error))
@@ -420,6 +474,7 @@ def ground(
 
     if not (checkpoint / "tokenizer_config.json").is_file():
         _fail(f"{checkpoint} has no tokenizer: save the model with save_pretrained(..., tokenizer=tokenizer)")
+    _prepare_output(out, video, checkpoint, folder=True)
     try:
         target = resolve_device(device)
         model = RFVNG.from_pretrained(checkpoint, device=target)
@@ -445,7 +500,11 @@ def segment(
     checkpoint: Path = typer.Option(..., "--checkpoint", exists=True, help="STCN / Point-STCN: a folder of "
                                     "STCN.save_pretrained or an official STCN .pth."),
     out: Path = typer.Option(..., "--out", help="Output folder: one palette PNG per frame, <frame name>.png, "
-                             "object id 1."),
+                             "object id 1, and vng-run.json (what produced them). A run stopped early leaves an "
+                             "INCOMPLETE file there; the same command resumes it. Another run is refused unless "
+                             "--overwrite."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete the masks (every PNG) of an earlier run in --out "
+                                   "first."),
     device: str = typer.Option("auto", "--device", help="auto (the GPU when there is one), cpu, cuda, cuda:1, ..."),
     size: int = typer.Option(480, "--size", min=16, help="Shorter side the model sees, px (STCN: 480)."),
     top_k: int = typer.Option(20, "--top-k", min=1, help="Memory read top-k (STCN: 20)."),
@@ -460,6 +519,7 @@ def segment(
     from vng.grounding import resolve_device
     from vng.inference import SegmenterConfig, VideoSegmenter, write_segmentation
     from vng.io.common import FormatError
+    from vng.io.outputs import finish_run, start_folder_run
     from vng.io.video import Video
     from vng.models.stcn import load_stcn
     from vng.types import Points
@@ -467,16 +527,25 @@ def segment(
     try:
         rows = [[float(value) for value in item.split(",")] for item in points.split(";") if item.strip()]
         if not rows or any(len(row) != 3 for row in rows):
-            raise ValueError
-        parsed = Points(xy=[row[:2] for row in rows], labels=np.array([row[2] for row in rows]).astype(np.int8))
-    except ValueError:
-        _fail(f"--points must be \"x,y,label;...\" with labels 1, 0 or -1, got {points!r}")
+            raise ValueError("three numbers per point")
+        parsed = Points(xy=[row[:2] for row in rows], labels=np.array([row[2] for row in rows]))
+    except ValueError as error:
+        _fail(f"--points must be \"x,y,label;...\" with labels 1, 0 or -1, got {points!r} ({error})")
+    _prepare_output(out, video, checkpoint, folder=True)
+    settings = {"frame": frame, "points": points, "size": size, "top_k": top_k, "memory_every": memory_every,
+                "max_memory_frames": max_memory_frames}
     try:
         model = load_stcn(checkpoint, device=resolve_device(device))
         session = VideoSegmenter(model, Video.open(video), config=SegmenterConfig(
             size=size, top_k=top_k, memory_every=memory_every, max_memory_frames=max_memory_frames))
         session.add_points(frame, 1, parsed)
-        written = write_segmentation(session, out)
+        run = start_folder_run(out, "segment", inputs={"video": video, "checkpoint": checkpoint}, settings=settings,
+                               results="*.png", overwrite=overwrite)
+        if run == "complete":
+            typer.echo(f"{out} holds this run's masks already (--overwrite to redo it)")
+            return
+        written = write_segmentation(session, out)  # a resumed run segments again: propagation needs every frame
+        finish_run(out)
     except (FormatError, ValueError, IndexError, RuntimeError) as error:
         _fail(str(error))
     typer.echo(f"{written} masks → {out}")
