@@ -157,8 +157,17 @@ def read_narratives(path: str | os.PathLike, *, frames_dir: str | os.PathLike | 
     Raises :class:`FormatError` naming file, line, vidln_id and field on the first bad record, unless ``report`` is
     given: then bad lines are skipped and recorded there.
     """
-    return list(read_records(iter_jsonl(path, report),
-                             lambda location, raw: _parse_narrative(location, raw, frames_dir, frame_size), report))
+    lines: dict[int, int] = {}  # vidln_id → its line: a narrative given twice would be parsed into nouns twice
+
+    def parse(location: Location, raw) -> Narrative:
+        narrative = _parse_narrative(location, raw, frames_dir, frame_size)
+        if narrative.vidln_id in lines:
+            raise FormatError(f"vidln_id {narrative.vidln_id} was already given on line {lines[narrative.vidln_id]}",
+                              location.at(record=narrative.vidln_id), "vidln_id")
+        lines[narrative.vidln_id] = location.line
+        return narrative
+
+    return list(read_records(iter_jsonl(path, report), parse, report))
 
 
 def _normalised(value: float, size: int) -> float:
