@@ -70,7 +70,8 @@ def test_nan_and_huge_numbers_in_the_json_text(tmp_path):
               "annotated_points": [{"x": 1, "y": 2, "frame_id": "000000", "status": "ACCEPTED",
                                     "is_fg_candidate": True}]}
     path.write_text(json.dumps({"id": record}).replace('"x": 1', '"x": NaN'))
-    with pytest.raises(FormatError, match=r"record 'id': field 'annotated_points\[0\].x': expected integer, got number"):
+    with pytest.raises(FormatError, match=r"record 'id': field 'annotated_points\[0\].x': expected integer, got "
+                                          "number"):
         read_pv_annotations(path)
     path.write_text(json.dumps({"id": record}).replace('"x": 1', '"x": 1e999'))
     with pytest.raises(FormatError, match=r"field 'annotated_points\[0\].x'"):

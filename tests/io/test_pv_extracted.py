@@ -105,8 +105,8 @@ def test_json_and_point_pngs_combine(release):
     write_pv_annotations(root / "Oops" / "train.json", [moved, objects[1]])
     with pytest.raises(FormatError, match=r"Annotations/0f3c.*/000001.png: the points differ from the JSON's"):
         read_pv_split(root, "Oops", "train")
-    report = ReadReport()
-    assert [obj.object_id for obj in read_pv_split(root, "Oops", "train", report=report)] == list(IDS)
+    report = ReadReport()  # skipped: the object is left out, not read from the JSON alone
+    assert [obj.object_id for obj in read_pv_split(root, "Oops", "train", report=report)] == [IDS[1]]
     assert len(report) == 1
 
 

@@ -464,9 +464,9 @@ class PointVOSVNGDataset(_ClipDataset):
     (``<root>/<Dataset>/videos/<split>/<video>.mp4``) or the release's extracted frames (``<root>/<Dataset>/<split>/
     JPEGImages/<object_id>/``, :func:`~vng.io.pointvos.find_pv_frames`) at the annotated indices, or taken from a
     converted dataset that embeds them. Annotations: the split's JSON and/or its point PNGs
-    (:func:`~vng.io.pv_extracted.read_pv_split`). The caption is the object's ``question`` field (for VNG data: the narrative sentence), the noun
-    its ``noun_span``; records without one fall back to the first occurrence of ``object_name`` in the caption, and
-    are skipped with a warning when there is none.
+    (:func:`~vng.io.pv_extracted.read_pv_split`). The caption is the object's ``question`` field (for VNG data: the
+    narrative sentence), the noun its ``noun_span``; records without one fall back to the first occurrence of
+    ``object_name`` in the caption, and are skipped with a warning when there is none.
     """
 
     def __init__(self, root: str | os.PathLike, dataset: str = "Oops", split: str = "train", *,

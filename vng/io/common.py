@@ -14,6 +14,7 @@ so a crash never leaves a partial file and never damages the file that was there
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 __all__ = ["FormatError", "ReadReport", "Location", "atomic_write", "write_json", "write_jsonl", "read_json",
-           "read_text", "iter_jsonl", "require", "read_records", "skip_or_raise"]
+           "read_text", "iter_jsonl", "require", "read_records", "skip_or_raise", "sha256_of"]
 
 T = TypeVar("T")
 
@@ -229,6 +230,15 @@ def iter_jsonl(path: str | os.PathLike, report: ReadReport | None = None) -> Ite
                 skip_or_raise(error, report)
                 continue
             yield location, parsed
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -11,7 +11,8 @@ from pycocotools import mask as mask_utils
 from vng.io.common import FormatError, Location, atomic_write
 from vng.io.images import image_size, load_image
 
-__all__ = ["DAVIS_PALETTE", "read_mask_png", "read_frame_mask", "write_mask_png", "rle_encode", "rle_decode", "check_rle"]
+__all__ = ["DAVIS_PALETTE", "read_mask_png", "read_frame_mask", "write_mask_png", "rle_encode", "rle_decode",
+           "check_rle"]
 
 
 def _davis_palette() -> np.ndarray:
@@ -49,7 +50,8 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
 
 def read_frame_mask(path: str | os.PathLike, frame: str | os.PathLike, what: str) -> np.ndarray:
     """:func:`read_mask_png` of the mask of the image ``frame``, whose size it must have: a mask of another size puts
-    every point and pixel in the wrong place. ``what`` names the frame in the error ("sequence 'bear' frame '00001'")."""
+    every point and pixel in the wrong place. ``what`` names the frame in the error, e.g. "sequence 'bear' frame
+    '00001'"."""
     mask = read_mask_png(path)
     width, height = image_size(frame, what="frame image")
     if mask.shape != (height, width):

@@ -22,7 +22,6 @@ Usage, as ``vng segment`` does::
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import re
@@ -30,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
-from vng.io.common import FormatError, Location, read_json, write_json
+from vng.io.common import FormatError, Location, read_json, sha256_of, write_json
 
-__all__ = ["MANIFEST", "INCOMPLETE", "OutputConflict", "RunState", "check_output", "prepare_output", "describe_inputs", "begin_run",
-           "start_folder_run", "finish_run", "read_manifest", "remove_stale_temporaries"]
+__all__ = ["MANIFEST", "INCOMPLETE", "OutputConflict", "RunState", "check_output", "prepare_output", "describe_inputs",
+           "begin_run", "start_folder_run", "finish_run", "read_manifest", "remove_stale_temporaries"]
 
 MANIFEST = "vng-run.json"
 INCOMPLETE = "INCOMPLETE"
@@ -84,14 +83,6 @@ def prepare_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLik
         remove_stale_temporaries(path.parent, name=path.name)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def describe_inputs(inputs: Mapping[str, str | os.PathLike | None]) -> dict[str, Any]:
     """``{name: description}`` of a run's inputs for its manifest: a file's resolved path, size and SHA-256 (so an
     edited file is a different input), a folder's resolved path; None stays None."""
@@ -102,7 +93,7 @@ def describe_inputs(inputs: Mapping[str, str | os.PathLike | None]) -> dict[str,
             continue
         path = Path(given).resolve()
         if path.is_file():
-            described[name] = {"path": str(path), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+            described[name] = {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_of(path)}
         else:
             described[name] = {"path": str(path)}
     return described

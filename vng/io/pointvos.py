@@ -23,8 +23,8 @@ from vng.io.video import first_existing, video_candidates, video_ref
 from vng.types import FramePoints, ObjectAnnotation, PointLabel, Points, VideoRef, frame_id, parse_frame_id
 
 __all__ = ["STATUS_TO_LABEL", "LABEL_TO_STATUS", "read_pv_annotations", "write_pv_annotations", "pv_record",
-           "pv_video_path", "pv_frames_dir", "pv_frames_candidates", "find_pv_frames", "pv_annotation_path", "pseudo_mask_path",
-           "fg_candidate_flags", "point_problem", "check_against_frames"]
+           "pv_video_path", "pv_frames_dir", "pv_frames_candidates", "find_pv_frames", "pv_annotation_path",
+           "pseudo_mask_path", "fg_candidate_flags", "point_problem", "check_against_frames"]
 
 STATUS_TO_LABEL = {"ACCEPTED": PointLabel.FOREGROUND, "REJECTED": PointLabel.BACKGROUND,
                    "AMBIGUOUS": PointLabel.AMBIGUOUS}

@@ -182,5 +182,7 @@ def read_pv_split(root: str | os.PathLike, dataset: str, split: str, *,
         return [obj for obj in records if obj.video_name is not None]
     from_pngs = {obj.object_id: obj for obj in read_point_pngs(pngs, records={r.object_id: r for r in records},
                                                                   report=report)}
-    combined = [from_pngs.pop(obj.object_id, obj) for obj in records]
+    with_pngs = {path.name for path in pngs.iterdir() if path.is_dir()}  # those missing from from_pngs were skipped
+    combined = [from_pngs.pop(obj.object_id) if obj.object_id in from_pngs else obj for obj in records
+                if obj.object_id in from_pngs or obj.object_id not in with_pngs]
     return [obj for obj in combined if obj.video_name is not None] + list(from_pngs.values())

@@ -31,7 +31,8 @@ from vng.io.common import FormatError, Location, atomic_write
 from vng.io.images import image_size, load_image
 from vng.types import VideoRef, frame_id
 
-__all__ = ["Video", "FRAME_SUFFIXES", "SPLIT_NAMES", "video_name_variants", "video_candidates", "first_existing", "find_video", "list_frame_files", "video_ref", "read_frames", "write_video", "write_frames"]
+__all__ = ["Video", "FRAME_SUFFIXES", "SPLIT_NAMES", "video_name_variants", "video_candidates", "first_existing",
+           "find_video", "list_frame_files", "video_ref", "read_frames", "write_video", "write_frames"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
