@@ -19,6 +19,7 @@ import hashlib
 import json
 import shutil
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -194,50 +195,38 @@ def _readers(sample: Path, files: Path) -> dict[str, Reader]:
             (shutil.copytree if source.is_dir() else shutil.copy)(source, work / target)
         return build
 
+    def one_file(source: Path, read: Callable, *, skips: bool = True) -> Reader:
+        """The common case: one file (its suffix kept: .json / .jsonl choose the format) and ``read(path)``."""
+        target = f"file{source.suffix}"
+        call = (lambda w, r: read(w / target, report=r)) if skips else (lambda w, r: read(w / target))
+        return Reader(target, copy(source, target), call, skips)
+
     davis_seq = _first(sample / "DAVIS" / "JPEGImages" / "480p", "*").name
     yt_video = _first(sample / "YouTubeVOS" / "train" / "JPEGImages", "*").name
     yt_mask = _first(sample / "YouTubeVOS" / "train" / "Annotations" / yt_video, "*.png").name
-    video = _first(sample / "Oops" / "videos" / "val", "*.mp4")
     frame_folder = _first(sample / "frames" / "synthetic_train", "*")
     point_pngs = _first(files / "Annotations", "*").name
     vng = sample / "VNG" / "val"
     return {
-        "vidln.read_narratives": Reader(
-            "n.jsonl", copy(sample / "vidln" / "train.jsonl", "n.jsonl"),
-            lambda w, r: vidln.read_narratives(w / "n.jsonl", frames_dir=sample / "frames", report=r), True),
-        "pointvos.read_pv_annotations .json": Reader(
-            "val.json", copy(sample / "Oops" / "val.json", "val.json"),
-            lambda w, r: pointvos.read_pv_annotations(w / "val.json", report=r), True),
-        "pointvos.read_pv_annotations .jsonl": Reader(
-            "train.jsonl", copy(sample / "Kinetics" / "train.jsonl", "train.jsonl"),
-            lambda w, r: pointvos.read_pv_annotations(w / "train.jsonl", report=r), True),
+        "vidln.read_narratives": one_file(sample / "vidln" / "train.jsonl",
+                                          partial(vidln.read_narratives, frames_dir=sample / "frames")),
+        "pointvos.read_pv_annotations .json": one_file(sample / "Oops" / "val.json", pointvos.read_pv_annotations),
+        "pointvos.read_pv_annotations .jsonl": one_file(sample / "Kinetics" / "train.jsonl",
+                                                        pointvos.read_pv_annotations),
         "pv_extracted.read_point_pngs": Reader(
             f"A/{point_pngs}/000000.png", copy(files / "Annotations", "A"),
             lambda w, r: pv_extracted.read_point_pngs(w / "A", report=r), True),
-        "noun_objects.read_noun_objects": Reader(
-            "n.jsonl", copy(files / "noun_objects.jsonl", "n.jsonl"),
-            lambda w, r: noun_objects.read_noun_objects(w / "n.jsonl", report=r), True),
-        "vng_format.read_meta_expressions": Reader(
-            "m.json", copy(vng / "meta_expressions.json", "m.json"),
-            lambda w, r: vng_format.read_meta_expressions(w / "m.json", report=r), True),
-        "vng_format.read_extra_masks": Reader(
-            "e.json", copy(vng / "extra_masks.json", "e.json"),
-            lambda w, r: vng_format.read_extra_masks(w / "e.json", report=r), True),
-        "vng_format.read_vis_annotations": Reader(
-            "v.json", copy(vng / "vis_annotations.json", "v.json"),
-            lambda w, r: vng_format.read_vis_annotations(w / "v.json", report=r), True),
-        "coco_png.read_png_narratives": Reader(
-            "p.json", copy(sample / "COCO-PNG" / "png_coco_val2017.json", "p.json"),
-            lambda w, r: coco_png.read_png_narratives(w / "p.json", report=r), True),
-        "coco_png.read_panoptic_annotations": Reader(
-            "p.json", copy(sample / "COCO-PNG" / "panoptic_val2017.json", "p.json"),
-            lambda w, r: coco_png.read_panoptic_annotations(w / "p.json", report=r), True),
-        "coco_png.read_panoptic_png": Reader(
-            "p.png", copy(_first(sample / "COCO-PNG" / "panoptic_val2017", "*.png"), "p.png"),
-            lambda w, r: coco_png.read_panoptic_png(w / "p.png")),
-        "ytvos.read_ytvos_meta": Reader(
-            "meta.json", copy(sample / "YouTubeVOS" / "train" / "meta.json", "meta.json"),
-            lambda w, r: ytvos.read_ytvos_meta(w / "meta.json", report=r), True),
+        "noun_objects.read_noun_objects": one_file(files / "noun_objects.jsonl", noun_objects.read_noun_objects),
+        "vng_format.read_meta_expressions": one_file(vng / "meta_expressions.json", vng_format.read_meta_expressions),
+        "vng_format.read_extra_masks": one_file(vng / "extra_masks.json", vng_format.read_extra_masks),
+        "vng_format.read_vis_annotations": one_file(vng / "vis_annotations.json", vng_format.read_vis_annotations),
+        "coco_png.read_png_narratives": one_file(sample / "COCO-PNG" / "png_coco_val2017.json",
+                                                 coco_png.read_png_narratives),
+        "coco_png.read_panoptic_annotations": one_file(sample / "COCO-PNG" / "panoptic_val2017.json",
+                                                       coco_png.read_panoptic_annotations),
+        "coco_png.read_panoptic_png": one_file(_first(sample / "COCO-PNG" / "panoptic_val2017", "*.png"),
+                                               coco_png.read_panoptic_png, skips=False),
+        "ytvos.read_ytvos_meta": one_file(sample / "YouTubeVOS" / "train" / "meta.json", ytvos.read_ytvos_meta),
         "ytvos.read_ytvos_masks": Reader(
             f"train/Annotations/{yt_video}/{yt_mask}",
             lambda w: [copy(sample / "YouTubeVOS" / "train" / kind / yt_video, f"train/{kind}/{yt_video}")(w)
@@ -252,17 +241,12 @@ def _readers(sample: Path, files: Path) -> dict[str, Reader]:
             lambda w: [copy(sample / "DAVIS" / kind / "480p" / davis_seq, f"{kind}/480p/{davis_seq}")(w)
                        for kind in ("JPEGImages", "Annotations")],
             lambda w, r: davis.read_davis_masks(w, davis_seq)),
-        "masks.read_mask_png": Reader(
-            "m.png", copy(_first(sample / "Oops" / "val_masks", "*/*.png"), "m.png"),
-            lambda w, r: masks.read_mask_png(w / "m.png")),
-        "tasks.read_tasks": Reader(
-            "t.jsonl", copy(files / "tasks.jsonl", "t.jsonl"), lambda w, r: tasks.read_tasks(w / "t.jsonl", report=r),
-            True),
-        "tasks.read_verdicts": Reader(
-            "v.jsonl", copy(files / "verdicts.jsonl", "v.jsonl"),
-            lambda w, r: tasks.read_verdicts(w / "v.jsonl", report=r), True),
-        "video.Video (mp4)": Reader(
-            "v.mp4", copy(video, "v.mp4"), lambda w, r: (len(Video.open(w / "v.mp4")), list(Video.open(w / "v.mp4")))),
+        "masks.read_mask_png": one_file(_first(sample / "Oops" / "val_masks", "*/*.png"), masks.read_mask_png,
+                                        skips=False),
+        "tasks.read_tasks": one_file(files / "tasks.jsonl", tasks.read_tasks),
+        "tasks.read_verdicts": one_file(files / "verdicts.jsonl", tasks.read_verdicts),
+        "video.Video (mp4)": one_file(_first(sample / "Oops" / "videos" / "val", "*.mp4"),
+                                      lambda path: (len(Video.open(path)), list(Video.open(path))), skips=False),
         "video.Video (frame folder)": Reader(
             f"f/{_first(frame_folder, '*.jpg').name}", copy(frame_folder, "f"), lambda w, r: list(Video.open(w / "f"))),
     }
