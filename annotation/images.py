@@ -2,7 +2,7 @@
 
 Frame images are served as the files the task names. Rough masks and traces (0/1 PNGs) are served as transparent
 overlays rendered here: a light fill with an opaque outline for the rough mask (the candidate under it stays
-visible), the trace opaque.
+visible), the trace opaque and thickened, so that it still shows on the keyframe's thumbnail.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import posixpath
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -24,10 +25,12 @@ from annotation.service import NotFound
 __all__ = ["IMAGE_TYPES", "TaskFiles"]
 
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
-# RGBA: the rough mask in cyan, light enough to see the pixels under it; the trace in opaque yellow, as VidLN draws it.
-_MASK_FILL = (0, 200, 255, 70)
+# RGBA: the rough mask in cyan, light enough to see the pixels under it; the trace in yellow, as VidLN draws it,
+# edged in black so that it stands out on any frame.
+_MASK_FILL = (0, 200, 255, 50)
 _MASK_EDGE = (0, 200, 255, 255)
 _TRACE = (255, 214, 0, 255)
+_TRACE_EDGE = (0, 0, 0, 255)
 
 Overlay = Literal["mask", "trace"]
 
@@ -39,11 +42,19 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
+def _grow(mask: np.ndarray, radius: int) -> np.ndarray:
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
 def render_overlay(mask: np.ndarray, kind: Overlay) -> bytes:
     """A (H, W) bool mask as an RGBA PNG overlay (module docstring)."""
     rgba = np.zeros((*mask.shape, 4), np.uint8)
     if kind == "trace":
-        rgba[mask] = _TRACE
+        # A 3 px trace is a hair on the keyframe's thumbnail: drawn about 2 px wide there at any frame width.
+        radius = max(1, mask.shape[1] // 200)
+        rgba[_grow(mask, radius + max(1, radius // 2))] = _TRACE_EDGE
+        rgba[_grow(mask, radius)] = _TRACE
     else:
         rgba[mask] = _MASK_FILL
         rgba[_outline(mask)] = _MASK_EDGE

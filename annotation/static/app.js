@@ -115,6 +115,11 @@ function prepareTask(task) {
   view.task = task;
   renderCaption(task.question, task.noun_span);
   $("noun").textContent = task.object_name;
+  // The frame fills the stage's width, or the window's height when that is the tighter bound, whatever its size in
+  // pixels (the sample data's are 160x128): the marker and overlay are placed in percent of this box.
+  const [width, height] = task.frame_size;
+  $("frame-box").style.aspectRatio = `${width} / ${height}`;
+  $("frame-box").style.width = `min(100%, calc((100vh - 11rem) * ${width / height}))`;
   $("keyframe").src = task.keyframe.image;
   $("keyframe-trace").hidden = !task.keyframe.trace;
   if (task.keyframe.trace) $("keyframe-trace").src = task.keyframe.trace;
