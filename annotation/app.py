@@ -43,7 +43,7 @@ __all__ = ["create_app", "MAX_BODY_BYTES", "HEARTBEAT_SECONDS"]
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 16 * 1024  # an answer is ~200 bytes; nothing the page sends comes near this
-HEARTBEAT_SECONDS = 30  # how often the page renews its lease (ServiceConfig.lease_ms is a few of these)
+HEARTBEAT_SECONDS = 30  # how often the page renews its lease, at most (and at least 4 times per lease)
 _FILES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 _STATUS = {NotFound: 404, Conflict: 409, Invalid: 422}
 # Task folders do not change while they are served: frames may be cached by the browser (privately: they need a token).
@@ -142,8 +142,9 @@ def create_app(service: VerificationService, files: TaskFiles, tokens: TokenTabl
 
     @app.get("/api/session")
     def session(request: Request) -> dict:
+        lease_seconds = service.config.lease_ms / 1000
         return {"annotator": _annotator(request), "annotators_per_object": service.config.annotators_per_object,
-                "lease_seconds": service.config.lease_ms / 1000, "heartbeat_seconds": HEARTBEAT_SECONDS}
+                "lease_seconds": lease_seconds, "heartbeat_seconds": min(HEARTBEAT_SECONDS, lease_seconds / 4)}
 
     @app.post("/api/claim")
     def claim(request: Request) -> dict:

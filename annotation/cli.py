@@ -13,7 +13,7 @@ from vng.io.tasks import read_tasks
 
 from annotation.store import Store, StoreError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 _PER_OBJECT_KEY = "annotators_per_object"
 
@@ -126,7 +126,7 @@ def sample(args: argparse.Namespace) -> None:
     print(f"{len(tasks)} tasks, {sum(len(t.candidates) for t in tasks)} candidates → {args.out}/tasks.jsonl")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m annotation", description="The Point-VOS verification tool.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         args.run(args)
     except (FormatError, StoreError, ValueError, FileNotFoundError) as error:

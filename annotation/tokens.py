@@ -10,6 +10,7 @@ import hashlib
 import re
 import secrets
 from pathlib import Path
+from typing import Sequence
 
 from annotation.store import Store
 
@@ -46,7 +47,8 @@ def read_tokens_file(path: str | Path) -> dict[str, str]:
     return tokens
 
 
-def ensure_annotators(store: Store, *, names: list[str] = (), tokens: dict[str, str] | None = None) -> dict[str, str]:
+def ensure_annotators(store: Store, *, names: Sequence[str] = (), tokens: dict[str, str] | None = None
+                      ) -> dict[str, str]:
     """Add annotators to the store — ``names`` with new random tokens (a name known already keeps its token),
     ``tokens`` as given — and return every annotator's ``{name: token}``. With none at all, one named
     ``annotator`` is made."""

@@ -55,7 +55,8 @@ def test_login_sets_a_strict_http_only_cookie_that_then_opens_the_page(api, toke
     assert response.status_code == 303 and response.headers["location"] == "/"
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
-    assert api.get("/api/session").json()["annotator"] == "bob"
+    session = api.get("/api/session").json()
+    assert session["annotator"] == "bob" and session["heartbeat_seconds"] * 4 <= session["lease_seconds"]
 
 
 def test_the_page_comes_with_a_policy_that_runs_only_its_own_script(api):

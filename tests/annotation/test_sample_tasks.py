@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from annotation.cli import main
+from annotation.cli import build_parser, main
 from annotation.sample_tasks import sample_data_tasks
 from annotation.service import VerificationService
 from annotation.store import Store
@@ -88,6 +88,11 @@ def test_kinetics_tasks_export_as_jsonl(sample, tmp_path):
     Store(tmp_path / "verdicts.sqlite").close()
     main(["export", str(folder), "--db", str(tmp_path / "verdicts.sqlite"), "--out", str(tmp_path / "export")])
     assert read_pv_annotations(tmp_path / "export" / "Kinetics" / "train.jsonl") == []  # nothing verified yet
+
+
+def test_the_server_listens_on_this_machine_only_unless_told(tmp_path):
+    args = build_parser().parse_args(["serve", str(tmp_path), "--db", str(tmp_path / "verdicts.sqlite")])
+    assert (args.host, args.port, args.per_object) == ("127.0.0.1", 8000, None)
 
 
 def test_the_command_line_refuses_bad_input_with_a_message(tmp_path, capsys):
