@@ -1,7 +1,7 @@
 """Memory of STCN / Point-STCN inference on a long video: flat with a capped memory bank, growing without.
 
 Streams a procedural video (a textured square drifting over a noisy background, rendered on the fly: nothing on disk)
-through :class:`vng.inference.VideoSegmenter` from one point on frame 0, and reports per window of frames the
+through :class:`vng.methods.stcn.STCNSession` from one point on frame 0, and reports per window of frames the
 memory bank's bytes, the peak resident memory of the process so far (CPU: transient buffers such as the affinity
 matrix included), the peak allocated GPU memory within the window (CUDA), and the frame rate::
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vng.inference import SegmenterConfig, VideoSegmenter
+from vng.methods.stcn import STCNInferenceConfig, STCNSession
 from vng.io.video import Video
 from vng.models.stcn import STCN, STCNConfig
 
@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     model = STCN(STCNConfig.tiny() if args.model == "tiny" else STCNConfig()).to(device).eval()
     video = DriftingSquareVideo(args.frames, args.width, args.height)
-    config = SegmenterConfig(size=None, top_k=args.top_k, memory_every=args.memory_every,
+    config = STCNInferenceConfig(size=None, top_k=args.top_k, memory_every=args.memory_every,
                              max_memory_frames=args.max_memory_frames or None)
-    session = VideoSegmenter(model, video, config=config)
+    session = STCNSession(model, video, config=config)
     x, y = video.corner(0)
     session.add_points(0, 1, np.array([[x + video._side // 2, y + video._side // 2]]))
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vng.inference import SegmenterConfig, VideoSegmenter
+from vng.methods.stcn import STCNInferenceConfig, STCNSession
 from vng.io.masks import read_mask_png
 from vng.io.video import Video, list_frame_files
 from vng.losses import bootstrapped_cross_entropy
@@ -72,9 +72,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_sequence(model: STCN, video: InMemoryVideo, mask: np.ndarray, config: SegmenterConfig) -> float:
+def time_sequence(model: STCN, video: InMemoryVideo, mask: np.ndarray, config: STCNInferenceConfig) -> float:
     """Seconds to segment the whole video forward from its first-frame mask."""
-    session = VideoSegmenter(model, video, config=config)
+    session = STCNSession(model, video, config=config)
     session.add_mask(0, 1, mask)
     synchronize(model_device(model))
     start = time.perf_counter()
@@ -96,7 +96,7 @@ def inference(model: STCN, davis: Path, sequences: list[str], size: int, compile
     print(f"inference: {len(sequences)} sequences, {frames} frames, shorter side {size}, top-k 20, memory every 5")
     print(f"{'precision':<10}" + "".join(f"{name:>12}" for name in sequences) + f"{'all':>10}")
     for precision in ("fp32", "autocast"):
-        config = SegmenterConfig(size=size, top_k=20, memory_every=5, autocast=precision == "autocast",
+        config = STCNInferenceConfig(size=size, top_k=20, memory_every=5, autocast=precision == "autocast",
                                  compile=compile_)
         first = sequences[0]
         time_sequence(model, videos[first], masks[first], config)  # warm-up: kernels, allocator, compilation

@@ -56,22 +56,21 @@ from pathlib import Path
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from vng.baselines import PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod
 from vng.benchmark.oops import run_pv_oops_benchmark
-from vng.benchmark.protocol import SETTINGS, run_point_benchmark
+from vng.benchmark.protocol import run_point_benchmark
 from vng.datasets.point_clips import (PointClipBatch, PointClipConfig, PointVOSClipDataset, StaticPointClipDataset,
                                       collate_point_clips)
 from vng.datasets.simulate import SimulationConfig, simulate_davis, simulate_ytvos
-from vng.datasets.static_clips import StaticClipConfig, StaticClipDataset
+from vng.datasets.static_clips import StaticClipConfig, StaticClipDataset, find_image_mask_pairs
 from vng.datasets.synthetic import generate_sample_data
-from vng.datasets.vng_data import IMAGENET_MEAN, IMAGENET_STD
-from vng.inference import SegmenterConfig
 from vng.io.common import write_json
 from vng.io.pointvos import read_pv_annotations, write_pv_annotations
-from vng.io.video import FRAME_SUFFIXES
 from vng.losses import bootstrapped_cross_entropy, huberised_cross_entropy, point_cross_entropy
-from vng.models.stcn import STCN, STCNConfig, point_reference, render_points
+from vng.methods.stcn import PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod, STCNInferenceConfig
+from vng.models.stcn import STCN, STCNConfig, encode_point_reference
 from vng.pipeline.pseudo_masks import make_pseudo_masks
+from vng.pixels import normalise_imagenet
+from vng.protocol import SETTINGS
 from vng.segmenters.grabcut import GrabCutSegmenter
 from vng.training import (ChainConfig, Evaluation, Progress, StageRun, format_results, parse_recipe_arguments,
                           save_checkpoint, start_run, train_stage)
@@ -320,24 +319,8 @@ def resolve(config: RecipeConfig, path: str | None) -> Path | None:
 
 def static_pairs(config: RecipeConfig, source: DataSource) -> list[tuple[Path, Path]]:
     """(image, mask) files of a static source (:class:`DataSource`)."""
-    images, masks = resolve(config, source.images), resolve(config, source.masks)
-    folders = None
-    if source.subset is not None:
-        folders = set(resolve(config, source.subset).read_text(encoding="utf-8").split())
-    pairs = []
-    for folder in sorted({path.parent for path in masks.rglob("*.png")}):
-        relative = folder.relative_to(masks)
-        if folders is not None and (not relative.parts or relative.parts[0] not in folders):
-            continue
-        for mask in sorted(folder.glob("*.png"))[::source.every]:
-            image = next((images / relative / (mask.stem + suffix) for suffix in FRAME_SUFFIXES
-                          if (images / relative / (mask.stem + suffix)).is_file()), None)
-            if image is None:
-                raise FileNotFoundError(f"no image for mask {mask} under {images / relative}")
-            pairs.append((image, mask))
-    if not pairs:
-        raise FileNotFoundError(f"no masks found under {masks}")
-    return pairs
+    return find_image_mask_pairs(resolve(config, source.images), resolve(config, source.masks),
+                                 subset=resolve(config, source.subset), every=source.every)
 
 
 def build_dataset(config: RecipeConfig, stage: StageConfig, loss: str) -> Dataset:
@@ -386,23 +369,19 @@ def reference_inputs(batch: PointClipBatch, images: torch.Tensor, model_config: 
     if not from_points:
         return batch.masks[:, 0, None].to(images.dtype), None
     size = tuple(images.shape[-2:])
-    radius = model_config.point_radius * min(size)
-
-    def render(b: int, label: int) -> torch.Tensor:
-        chosen = batch.labels[b, 0] == label
-        return render_points(batch.xy[b, 0][chosen], size, radius=radius, shape=model_config.point_shape)
-
-    foreground = torch.stack([render(b, PointLabel.FOREGROUND) for b in range(len(batch.labels))])[:, None]
-    background = torch.stack([render(b, PointLabel.BACKGROUND) for b in range(len(batch.labels))])[:, None]
-    return point_reference(foreground.to(images), background.to(images))
+    masks, others = [], []
+    for xy, labels in zip(batch.xy[:, 0], batch.labels[:, 0]):  # one object per clip: encoded on its own
+        own, other = encode_point_reference([(xy[labels == PointLabel.FOREGROUND], xy[labels == PointLabel.BACKGROUND])],
+                                            size, model_config)
+        masks.append(own)
+        others.append(other)
+    return torch.stack(masks).to(images), torch.stack(others).to(images)
 
 
 def training_loss(model: torch.nn.Module, batch: PointClipBatch, config: RecipeConfig, stage: StageConfig,
                   step: int) -> torch.Tensor:
     """One clip batch through STCN's training pass and the stage's loss on frames 1..T-1."""
-    mean = torch.tensor(IMAGENET_MEAN, device=batch.images.device).view(1, 1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=batch.images.device).view(1, 1, 3, 1, 1)
-    images = (batch.images.float() / 255 - mean) / std
+    images = normalise_imagenet(batch.images.float() / 255)
     loss_name = config.loss_of(stage)
     masks, others = reference_inputs(batch, images, config.model, from_points=config.supervision == "points")
     logits = model(images, masks, others).logits.flatten(0, 1)  # (B (T-1), 2, S, S)
@@ -421,7 +400,7 @@ def training_loss(model: torch.nn.Module, batch: PointClipBatch, config: RecipeC
 
 def evaluate(config: RecipeConfig, checkpoint: Path, after: str, device: torch.device) -> dict[str, dict[int, float]]:
     """The Point-VOS benchmark of a saved model on every validation set: {name: {k: J&F, 0: mean over k}}."""
-    segmenter_config = SegmenterConfig(size=config.eval_size, top_k=config.top_k, memory_every=config.memory_every)
+    segmenter_config = STCNInferenceConfig(size=config.eval_size, top_k=config.top_k, memory_every=config.memory_every)
     eval_device = device.type if config.eval_processes == 1 else "cpu"
     if config.supervision == "points":
         method = PointSTCNMethod(checkpoint, config=segmenter_config, device=eval_device)

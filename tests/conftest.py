@@ -98,9 +98,10 @@ def small_sample(tmp_path_factory):
     """The sample data (every format, seed 0) at a small size: 12-frame videos, 2 train / 1 val / 1 Kinetics video,
     4 annotated frames per object. Shared by the session: copy the files a test changes."""
     from vng.datasets.synthetic import SampleDataConfig, generate_sample_data
+    from vng.points import CandidateConfig
 
     root = tmp_path_factory.mktemp("small_sample")
     generate_sample_data(root, seed=0, config=SampleDataConfig(
         num_frames=12, num_train_videos=2, num_val_videos=1, num_kinetics_videos=1, num_png_images=1,
-        num_annotated_frames=4))
+        candidates=CandidateConfig(min_distance=5.0, num_frames=4)))
     return root

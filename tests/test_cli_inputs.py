@@ -158,9 +158,10 @@ def test_segment_points_lie_in_pixel_floor_x_floor_y(stcn_checkpoint, frames_160
     result = run("segment", frames_160x128, "--points", "159.9,127.9,1", "--out", tmp_path / "a", *common)
     assert result.exit_code == 0, result.output  # pixel (159, 127): the last pixel of a 160x128 frame
     refused(run("segment", frames_160x128, "--points", "160,10,1", "--out", tmp_path / "b", *common), "outside")
-    refused(run("segment", frames_160x128, "--points", "10,10,1.7", "--out", tmp_path / "b", *common),
-            "--points", "whole numbers")  # not silently label 1
-    refused(run("segment", frames_160x128, "--points", "nan,10,1", "--out", tmp_path / "b", *common), "non-finite")
+    for points in ("10,10,1.7", "nan,10,1"):  # 1.7 is not silently label 1
+        result = run("segment", frames_160x128, "--points", points, "--out", tmp_path / "b", *common)
+        refused(result, "--points must be", "labels 1, 0 or -1")
+        assert result.output.count("error:") == 1, result.output
     refused(run("segment", frames_160x128, "--frame", "4", "--points", "10,10,1", "--out", tmp_path / "b", *common),
             "frame 4 is outside the 4 frames")
 
@@ -204,7 +205,7 @@ def test_segment_runs_never_mix_and_a_killed_run_resumes(stcn_checkpoint, frames
     assert "holds this run's masks already" in run(*command).output
     refused(run(*command[:3], "60,60,1", *command[4:]), "holds the results of another run", "setting points")
     result = run(*command[:3], "60,60,1", *command[4:], "--overwrite")
-    assert result.exit_code == 0 and json.loads((out / MANIFEST).read_text())["settings"]["points"] == "60,60,1"
+    assert result.exit_code == 0 and json.loads((out / MANIFEST).read_text())["settings"]["points"] == ["60,60,1"]
 
 
 def test_a_corrupt_keyframe_is_a_located_error(vidln_files, tmp_path):

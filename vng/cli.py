@@ -376,11 +376,32 @@ def simulate_points(
     typer.echo(f"{len(objects)} objects, {points} points ({'training' if split == 'train' else 'reference'}) → {out}")
 
 
+def _method(name: str, *, checkpoint: Path | None = None, segmenter: str | None = None, device: str | None = None,
+            **config):
+    """A method of vng.methods from command-line options (only those the method takes are passed on)."""
+    import dataclasses
+
+    from vng.methods import METHODS, build_method
+
+    if name not in METHODS:
+        _fail(f"--method must be one of {', '.join(METHODS)}, got {name!r}")
+    fields = {f.name for f in dataclasses.fields(METHODS[name])}
+    given = {"checkpoint": checkpoint, "segmenter": segmenter, "device": device, **config}
+    options = {key: value for key, value in given.items() if key in fields and value is not None}
+    if checkpoint is not None and "checkpoint" not in fields:
+        _fail(f"--method {name} takes no --checkpoint")
+    try:
+        return build_method(name, **options)
+    except ValueError as error:
+        _fail(str(error).replace("needs checkpoint", "needs --checkpoint"))
+
+
 @app.command("benchmark")
 def benchmark(
-    method: str = typer.Option(..., "--method", help="Segmentation method: oracle (ground truth; checks the "
-                               "protocol), flow (GrabCut from the points + DIS optical flow), point-stcn or "
-                               "stcn-pseudo-masks (both need --checkpoint)."),
+    method: str | None = typer.Option(None, "--method", help="Segmentation method (vng.methods; default: the "
+                                      "training-free default, vng.methods.DEFAULT_METHOD): oracle (ground truth; "
+                                      "checks the protocol), flow (GrabCut from the points + DIS optical flow), "
+                                      "point-stcn or stcn-pseudo-masks (both need --checkpoint)."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", exists=True, help="point-stcn, "
                                            "stcn-pseudo-masks: our checkpoint folder or an official STCN .pth."),
     segmenter: str = typer.Option("onnx-sam", "--segmenter", help="stcn-pseudo-masks: what turns the reference "
@@ -404,24 +425,15 @@ def benchmark(
                                          "core; 1 runs inline)."),
 ) -> None:
     """Point-VOS benchmark (Sec. 4.1): segment from 1/2/5/10 reference points, J&F per setting and their mean."""
-    from vng.baselines import METHODS, PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod
     from vng.benchmark.oops import run_pv_oops_benchmark
     from vng.benchmark.protocol import run_point_benchmark
     from vng.io.common import FormatError
     from vng.io.pointvos import check_against_frames, read_pv_annotations
     from vng.io.video import find_video
+    from vng.methods import DEFAULT_METHOD
 
-    if method in ("point-stcn", "stcn-pseudo-masks"):
-        if checkpoint is None:
-            _fail(f"--method {method} needs --checkpoint")
-        if segmenter not in PSEUDO_MASK_SEGMENTERS:
-            _fail(f"--segmenter must be one of {', '.join(PSEUDO_MASK_SEGMENTERS)}, got {segmenter!r}")
-        chosen_method = (PointSTCNMethod(checkpoint) if method == "point-stcn"
-                         else PseudoMaskSTCNMethod(checkpoint, segmenter))
-    elif method in METHODS:
-        chosen_method = METHODS[method]()
-    else:
-        _fail(f"--method must be one of {', '.join([*METHODS, 'point-stcn', 'stcn-pseudo-masks'])}, got {method!r}")
+    method = method or DEFAULT_METHOD
+    chosen_method = _method(method, checkpoint=checkpoint, segmenter=segmenter)
     if dataset not in ("davis", "pv-oops"):
         _fail(f"--dataset must be davis or pv-oops (YouTube-VOS is scored by its server), got {dataset!r}")
     if dataset == "pv-oops" and (masks is None or method == "oracle" or sequences is not None):
@@ -494,63 +506,110 @@ def ground(
     typer.echo(f"→ {result.masks_dir}\n→ {result.overlay}\n→ {result.summary}")
 
 
+def _parse_points(values: list[str]) -> dict[int, "Points"]:
+    """``--points`` values → {object id: Points}: ``"x,y,label;..."`` each, optionally ``"ID:"``-prefixed; without a
+    prefix the i-th value is object i (from 1)."""
+    import numpy as np
+
+    from vng.types import Points
+
+    objects: dict[int, Points] = {}
+    for position, value in enumerate(values, start=1):
+        object_id, _, body = value.rpartition(":") if ":" in value else (str(position), "", value)
+        try:
+            object_id = int(object_id)
+            rows = [[float(v) for v in item.split(",")] for item in body.split(";") if item.strip()]
+            if not rows or any(len(row) != 3 for row in rows) or any(row[2] not in (-1, 0, 1) for row in rows):
+                raise ValueError
+            points = Points(xy=[row[:2] for row in rows], labels=np.array([row[2] for row in rows], np.int8))
+        except ValueError:
+            _fail(f"--points must be \"[ID:]x,y,label;...\" with labels 1, 0 or -1, got {value!r}")
+        if object_id in objects:
+            _fail(f"--points gives object {object_id} twice")
+        objects[object_id] = points
+    return objects
+
+
 @app.command("segment")
 def segment(
     video: Path = typer.Argument(..., exists=True, help="Video file or folder of frame images."),
-    frame: int = typer.Option(0, "--frame", min=0, help="The frame the points are on (0-based)."),
-    points: str = typer.Option(..., "--points", help="\"x,y,label;...\" in pixels of the original frame; label 1 "
-                               "foreground, 0 background, -1 ignored; e.g. \"420,240,1;100,50,0\"."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", exists=True, help="STCN / Point-STCN: a folder of "
-                                    "STCN.save_pretrained or an official STCN .pth."),
-    out: Path = typer.Option(..., "--out", help="Output folder: one palette PNG per frame, <frame name>.png, "
-                             "object id 1, and vng-run.json (what produced them). A run stopped early leaves an "
-                             "INCOMPLETE file there; the same command resumes it. Another run is refused unless "
-                             "--overwrite."),
+    frame: int = typer.Option(0, "--frame", min=0, help="The frame the prompts are on (0-based): anywhere in the "
+                              "video; the objects are propagated forward and backward from it."),
+    points: list[str] = typer.Option([], "--points", help="An object's points, \"x,y,label;...\" in pixels of the "
+                                     "original frame (a point lies in pixel floor(x), floor(y)); label 1 "
+                                     "foreground, 0 background, -1 ignored; e.g. \"420,240,1;100,50,0\". Repeat "
+                                     "for more objects (ids 1, 2, ... in order) or prefix an id: \"3:420,240,1\"."),
+    mask: Path | None = typer.Option(None, "--mask", exists=True, dir_okay=False, help="Instead of points: a "
+                                     "palette / greyscale PNG of the frame whose non-zero values are the objects."),
+    method: str | None = typer.Option(None, "--method", help="Segmentation method (vng.methods); default: "
+                                      "point-stcn with --checkpoint, else the training-free default "
+                                      "(vng.methods.DEFAULT_METHOD)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", exists=True, help="STCN / Point-STCN: a folder "
+                                           "of STCN.save_pretrained or an official STCN .pth."),
+    out: Path = typer.Option(..., "--out", help="Output folder: one palette PNG per frame, <frame name>.png "
+                             "(pixel value = object id), and vng-run.json (what produced them). A run stopped early "
+                             "leaves an INCOMPLETE file there; the same command resumes it. Another run is refused "
+                             "unless --overwrite."),
     overwrite: bool = _OVERWRITE,
+    overlay: bool = typer.Option(False, "--overlay", help="Also write <out>/overlay.mp4: the frames with the masks."),
     device: str = typer.Option("auto", "--device", help="auto (the GPU when there is one), cpu, cuda, cuda:1, ..."),
-    size: int = typer.Option(480, "--size", min=16, help="Shorter side the model sees, px (STCN: 480)."),
-    top_k: int = typer.Option(20, "--top-k", min=1, help="Memory read top-k (STCN: 20)."),
-    memory_every: int = typer.Option(5, "--memory-every", min=1, help="A memory frame every N frames (STCN: 5)."),
-    max_memory_frames: int = typer.Option(32, "--max-memory-frames", min=2, help="Memory frames kept, the "
+    size: int = typer.Option(480, "--size", min=16, help="STCN: shorter side the model sees, px (STCN: 480)."),
+    top_k: int = typer.Option(20, "--top-k", min=1, help="STCN: memory read top-k (STCN: 20)."),
+    memory_every: int = typer.Option(5, "--memory-every", min=1, help="STCN: a memory frame every N frames."),
+    max_memory_frames: int = typer.Option(32, "--max-memory-frames", min=2, help="STCN: memory frames kept, the "
                                           "reference included; bounds memory on long videos."),
 ) -> None:
-    """Segment one object through a video from points on one frame with STCN / Point-STCN (forward, then backward
-    from the frame)."""
+    """Segment objects through a video from points (or a mask) on one frame, forward and backward from it."""
     import numpy as np
 
     from vng.grounding import resolve_device
-    from vng.inference import SegmenterConfig, VideoSegmenter, write_segmentation
+    from vng.inference import write_segmentation
     from vng.io.common import FormatError
+    from vng.io.masks import read_mask_png
     from vng.io.outputs import finish_run, start_folder_run
     from vng.io.video import Video
-    from vng.models.stcn import load_stcn
-    from vng.types import Points
+    from vng.methods import DEFAULT_METHOD
+    from vng.methods.stcn import STCNInferenceConfig
+    from vng.visualize import write_overlay_video
 
+    if bool(points) == (mask is not None):
+        _fail("give the objects as --points or as --mask (one of them)")
+    if method is None:
+        method = "point-stcn" if checkpoint is not None else DEFAULT_METHOD
+    stcn = {}
+    if method in ("point-stcn", "stcn-pseudo-masks"):
+        stcn["config"] = STCNInferenceConfig(size=size, top_k=top_k, memory_every=memory_every,
+                                             max_memory_frames=max_memory_frames)
+    chosen = _method(method, checkpoint=checkpoint, device=str(resolve_device(device)), **stcn)
+    _prepare_output(out, video, checkpoint, mask, folder=True)
+    prompts = _parse_points(points)  # outside the try below: its error exit is a RuntimeError that would be caught
+    settings = {"frame": frame, "points": points, "method": method, "size": size, "top_k": top_k,
+                "memory_every": memory_every, "max_memory_frames": max_memory_frames}
     try:
-        rows = [[float(value) for value in item.split(",")] for item in points.split(";") if item.strip()]
-        if not rows or any(len(row) != 3 for row in rows):
-            raise ValueError("three numbers per point")
-        parsed = Points(xy=[row[:2] for row in rows], labels=np.array([row[2] for row in rows]))
-    except ValueError as error:
-        _fail(f"--points must be \"x,y,label;...\" with labels 1, 0 or -1, got {points!r} ({error})")
-    _prepare_output(out, video, checkpoint, folder=True)
-    settings = {"frame": frame, "points": points, "size": size, "top_k": top_k, "memory_every": memory_every,
-                "max_memory_frames": max_memory_frames}
-    try:
-        model = load_stcn(checkpoint, device=resolve_device(device))
-        session = VideoSegmenter(model, Video.open(video), config=SegmenterConfig(
-            size=size, top_k=top_k, memory_every=memory_every, max_memory_frames=max_memory_frames))
-        session.add_points(frame, 1, parsed)
-        run = start_folder_run(out, "segment", inputs={"video": video, "checkpoint": checkpoint}, settings=settings,
-                               results="*.png", overwrite=overwrite)
+        opened = Video.open(video)
+        session = chosen.start(opened)
+        if mask is not None:
+            labels = read_mask_png(mask)
+            ids = [int(v) for v in np.unique(labels) if v != 0]
+            if not ids:
+                raise ValueError(f"--mask {mask} has no object (all zero)")
+            for object_id in ids:
+                session.add_mask(frame, object_id, labels == object_id)
+        else:
+            for object_id, object_points in prompts.items():
+                session.add_points(frame, object_id, object_points)
+        run = start_folder_run(out, "segment", inputs={"video": video, "checkpoint": checkpoint, "mask": mask},
+                               settings=settings, results="*.png", overwrite=overwrite)
         if run == "complete":
             typer.echo(f"{out} holds this run's masks already (--overwrite to redo it)")
             return
         written = write_segmentation(session, out)  # a resumed run segments again: propagation needs every frame
+        if overlay:
+            write_overlay_video(opened, out, out / "overlay.mp4")
         finish_run(out)
     except (FormatError, ValueError, IndexError, RuntimeError) as error:
         _fail(str(error))
-    typer.echo(f"{written} masks → {out}")
+    typer.echo(f"{written} masks → {out}" + (f"; overlay → {out / 'overlay.mp4'}" if overlay else ""))
 
 
 if __name__ == "__main__":

@@ -459,12 +459,6 @@ class NounObject:
     def text(self) -> str:
         return self.caption[self.span[0]:self.span[1]]
 
-    def runs_by_keyframe(self) -> dict[int, list[TraceRun]]:
-        grouped: dict[int, list[TraceRun]] = {}
-        for run in self.runs:
-            grouped.setdefault(run.keyframe_index, []).append(run)
-        return grouped
-
 
 # --- Video Narrative Grounding (OVIS-VNG, UVO-VNG; FORMATS.md §3) -------------------------------------------------
 

@@ -19,7 +19,8 @@ from vng.io.noun_objects import write_noun_objects
 from vng.io.pointvos import pseudo_mask_path, read_pv_annotations, write_pv_annotations
 from vng.io.vidln import read_narratives
 from vng.pipeline.noun_objects import localise_narratives
-from vng.pipeline.pseudo_masks import (PseudoMaskConfig, index_path, make_pseudo_masks, merge_index, open_video)
+from vng.pipeline.pseudo_masks import PseudoMaskConfig, index_path, make_pseudo_masks, merge_index, open_video
+from vng.points import CandidateConfig
 from vng.segmenters import OnnxSamConfig, OnnxSamSegmenter, PointPromptConfig
 
 pytest.importorskip("segment_anything")
@@ -27,7 +28,8 @@ from vng.segmenters.sam import SamConfig, SamSegmenter, export_onnx  # noqa: E40
 
 # Small: 2 train videos, 4 annotated frames per object.
 CONFIG = SampleDataConfig(num_frames=12, num_train_videos=2, num_val_videos=1, num_kinetics_videos=1,
-                          num_png_images=1, num_annotated_frames=4)
+                          num_png_images=1,
+                          candidates=CandidateConfig(min_distance=5.0, num_frames=4))
 SIZE = (CONFIG.height, CONFIG.width)
 
 

