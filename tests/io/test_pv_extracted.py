@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from vng.cli import app
 from vng.io.common import FormatError, ReadReport
-from vng.io.pointvos import find_pv_frames, pv_video_path, read_pv_annotations, write_pv_annotations
+from vng.io.pointvos import find_pv_frames, pv_video_path, write_pv_annotations
 from vng.io.pv_extracted import read_point_pngs, read_pv_source, read_pv_split, write_point_pngs
 from vng.io.video import Video, find_video, write_frames, write_video
 from vng.types import FramePoints, ObjectAnnotation, Points

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
