@@ -83,7 +83,8 @@ def _as_array(value, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarra
         info = np.iinfo(target)
         if source.min() < info.min or source.max() > info.max:
             raise ValueError(f"{name} must lie in [{info.min}, {info.max}], got [{source.min()}, {source.max()}]")
-    array = source.astype(target)
+    with np.errstate(over="ignore"):  # a number too large for float32 becomes inf, refused below
+        array = source.astype(target)
     if array.size == 0:
         array = array.reshape((0, *shape_tail))
     if array.ndim != 1 + len(shape_tail) or array.shape[1:] != shape_tail:
