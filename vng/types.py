@@ -76,12 +76,27 @@ def parse_frame_id(value: str) -> int:
 
 
 def _as_array(value, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
-    array = np.asarray(value, dtype=dtype)
+    source = np.asarray(value)
+    target = np.dtype(dtype)
+    if source.size and target != bool and source.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got {source.dtype} values")
+    if source.size and target.kind in "iu":
+        # A plain cast would read 1.7 as 1, NaN as an arbitrary integer and 257 as 1 in int8: only whole numbers in
+        # the type's range are accepted.
+        if source.dtype.kind == "f" and not (np.isfinite(source).all() and (source == np.round(source)).all()):
+            raise ValueError(f"{name} must hold whole numbers, got {source[source != np.round(source)][:3]}")
+        info = np.iinfo(target)
+        if source.min() < info.min or source.max() > info.max:
+            raise ValueError(f"{name} must lie in [{info.min}, {info.max}], got [{source.min()}, {source.max()}]")
+    with np.errstate(over="ignore"):  # a number too large for float32 becomes inf, refused below
+        array = source.astype(target)
     if array.size == 0:
         array = array.reshape((0, *shape_tail))
     if array.ndim != 1 + len(shape_tail) or array.shape[1:] != shape_tail:
         raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape_tail))}), got {array.shape}"
                          if shape_tail else f"{name} must have shape (N,), got {array.shape}")
+    if target.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"{name} contains non-finite values")
     array.setflags(write=False)
     return array
 
@@ -114,8 +129,6 @@ class Points:
             raise ValueError(f"xy has {len(xy)} points but labels has {len(labels)}")
         if not np.isin(labels, (-1, 0, 1)).all():
             raise ValueError(f"labels must be -1 (ambiguous), 0 (background) or 1 (foreground), got {np.unique(labels)}")
-        if not np.isfinite(xy).all():
-            raise ValueError("xy contains non-finite coordinates")
         object.__setattr__(self, "xy", xy)
         object.__setattr__(self, "labels", labels)
         if self.is_fg_candidate is not None:
@@ -157,9 +170,10 @@ class Points:
         return self.with_label(PointLabel.BACKGROUND)
 
     def outside(self, width: int, height: int) -> np.ndarray:
-        """(N,) bool: points whose pixel (rounded) falls outside a ``width`` x ``height`` frame."""
-        xy = np.rint(self.xy)
-        return (xy[:, 0] < 0) | (xy[:, 1] < 0) | (xy[:, 0] >= width) | (xy[:, 1] >= height)
+        """(N,) bool: points whose pixel falls outside a ``width`` x ``height`` frame. A point lies in pixel
+        ``floor(x), floor(y)`` (pixel i covers [i, i + 1)), so x = 159.9 is inside a 160-pixel-wide frame."""
+        x, y = self.xy[:, 0], self.xy[:, 1]
+        return (x < 0) | (y < 0) | (x >= width) | (y >= height)
 
 
 @dataclass(frozen=True, eq=False)
@@ -450,12 +464,6 @@ class NounObject:
     @property
     def text(self) -> str:
         return self.caption[self.span[0]:self.span[1]]
-
-    def runs_by_keyframe(self) -> dict[int, list[TraceRun]]:
-        grouped: dict[int, list[TraceRun]] = {}
-        for run in self.runs:
-            grouped.setdefault(run.keyframe_index, []).append(run)
-        return grouped
 
 
 # --- Video Narrative Grounding (OVIS-VNG, UVO-VNG; FORMATS.md §3) -------------------------------------------------
@@ -980,22 +988,26 @@ class TracedObject:
 class TraceMask:
     """Stage 2's record: an object's pseudo-mask on its keyframe, made from its trace by a promptable segmenter.
 
-    ``mask``: the 0/1 PNG, a path relative to the video's work folder; ``score``: the segmenter's predicted IoU;
-    ``area``: the mask's pixels (0: the segmenter found nothing, and the object is not propagated).
+    ``mask``: the 0/1 PNG, a path relative to the video's work folder; ``score``: the segmenter's predicted IoU
+    (None from segmenters that predict none, such as GrabCut); ``area``: the mask's pixels (0: the segmenter found
+    nothing, and the object is not propagated).
     """
 
     object_id: str
     mask: str
-    score: float
+    score: float | None
     area: int
 
     def __post_init__(self) -> None:
         if not isinstance(self.object_id, str) or not self.object_id:
             raise ValueError(f"object_id must be a non-empty string, got {self.object_id!r}")
         _check_inner_path(self.mask, "mask", "the video's work folder")
-        if isinstance(self.score, bool) or not isinstance(self.score, (int, float)):
-            raise TypeError(f"score must be a number, got {self.score!r}")
-        object.__setattr__(self, "score", float(self.score))
+        if self.score is not None:
+            if isinstance(self.score, bool) or not isinstance(self.score, (int, float)):
+                raise TypeError(f"score must be a number or None, got {self.score!r}")
+            if not np.isfinite(self.score):
+                raise ValueError(f"score must be finite (None when there is none), got {self.score!r}")
+            object.__setattr__(self, "score", float(self.score))
         object.__setattr__(self, "area", _check_int(self.area, "area", minimum=0))
 
 

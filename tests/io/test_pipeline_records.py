@@ -55,12 +55,14 @@ def test_bad_traced_objects_are_located(tmp_path, change, field, message):
 
 
 def test_trace_masks_round_trip_and_refuse_paths_outside(tmp_path):
-    masks = [TraceMask("a" * 32, "trace_masks/a.png", 0.91234, 120), TraceMask("b" * 32, "trace_masks/b.png", 0.0, 0)]
+    masks = [TraceMask("a" * 32, "trace_masks/a.png", 0.91234, 120), TraceMask("b" * 32, "trace_masks/b.png", None, 0)]
     write_trace_masks(tmp_path / "masks.jsonl", masks)
     assert read_trace_masks(tmp_path / "masks.jsonl") == masks
     (tmp_path / "bad.jsonl").write_text(json.dumps({"object_id": "a", "mask": "../x.png", "score": 1, "area": 3}))
     with pytest.raises(FormatError, match="inside the video.s work folder"):
         read_trace_masks(tmp_path / "bad.jsonl")
+    with pytest.raises(ValueError, match="finite"):
+        TraceMask("a", "trace_masks/a.png", float("nan"), 3)
 
 
 def test_probabilities_round_trip_and_bad_files(tmp_path):

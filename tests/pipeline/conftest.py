@@ -1,5 +1,6 @@
-"""Fixtures of the pipeline tests; their helpers live in ``stories.py``. This folder and ``recipes/`` (the closed
-loop trains with ``recipes/point_stcn.py``) go on the import path, as in the recipes' tests."""
+"""Fixtures of the pipeline tests; their helpers live in ``stories.py``. This folder, ``recipes/`` (the closed loop
+trains with ``recipes/point_stcn.py``) and the repository root (``annotation/``, the verification tool that reads the
+task folders) go on the import path, as in the recipes' and the tool's tests."""
 
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "recipes"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from stories import actor, line, narrative, write_clip  # noqa: E402
 

@@ -142,7 +142,8 @@ def test_make_objects_writes_a_file_per_video_and_skips_missing_ones(narrative_f
     workdir = WorkDir(tmp_path / "work")
     report = make_objects(path, videos, workdir)
     assert (report.videos_done, report.objects, len(report.problems)) == (1, 3, 1)
-    assert report.problems[0].video == "gone" and "video not found (tried" in report.problems[0].message
+    assert report.problems[0].video == "gone"
+    assert "video 'toy_train/gone' not found; tried" in report.problems[0].message
     objects = read_traced_objects(workdir.objects_file(video_key("clip")))
     assert [obj.object_name for obj in objects] == ["woman", "cake", "table"]
     assert objects[0].video_path == str(videos / "toy_train" / "clip.mp4") and objects[0].num_frames == NUM_FRAMES

@@ -242,3 +242,19 @@ def test_accelerate_launch_splits_the_videos_over_processes(two_videos, tmp_path
     assert single.exit_code == 0, single.output
     assert ((tmp_path / "work" / "tasks" / "tasks.jsonl").read_bytes()
             == (tmp_path / "single" / "tasks" / "tasks.jsonl").read_bytes())
+
+
+def test_the_verification_tool_serves_every_file_of_the_task_folder(two_videos, tmp_path):
+    images = pytest.importorskip("annotation.images")  # the tool's extra (FastAPI) may be missing
+    path, videos = two_videos
+    workdir = WorkDir(tmp_path / "work")
+    run(path, videos, workdir)
+    tasks = {task.object_id: task for task in read_tasks(workdir.tasks_dir)}
+    files = images.TaskFiles(workdir.tasks_dir, tasks)
+    for task in tasks.values():
+        keyframe = f"{task.keyframe.frame_index:06d}"
+        assert files.image(task.object_id, keyframe)[1] == "image/jpeg"
+        assert files.overlay(task.object_id, keyframe, "trace").startswith(b"\x89PNG")
+        for frame in task.frames:
+            assert files.image(task.object_id, f"{frame.frame_index:06d}")[0].is_file()
+            assert files.overlay(task.object_id, f"{frame.frame_index:06d}", "mask").startswith(b"\x89PNG")

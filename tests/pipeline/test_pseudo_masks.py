@@ -19,7 +19,8 @@ from vng.io.noun_objects import write_noun_objects
 from vng.io.pointvos import pseudo_mask_path, read_pv_annotations, write_pv_annotations
 from vng.io.vidln import read_narratives
 from vng.pipeline.noun_objects import localise_narratives
-from vng.pipeline.pseudo_masks import (PseudoMaskConfig, index_path, make_pseudo_masks, merge_index, open_video)
+from vng.pipeline.pseudo_masks import PseudoMaskConfig, index_path, make_pseudo_masks, merge_index, open_video
+from vng.points import CandidateConfig
 from vng.segmenters import OnnxSamConfig, OnnxSamSegmenter, PointPromptConfig
 
 pytest.importorskip("segment_anything")
@@ -27,7 +28,8 @@ from vng.segmenters.sam import SamConfig, SamSegmenter, export_onnx  # noqa: E40
 
 # Small: 2 train videos, 4 annotated frames per object.
 CONFIG = SampleDataConfig(num_frames=12, num_train_videos=2, num_val_videos=1, num_kinetics_videos=1,
-                          num_png_images=1, num_annotated_frames=4)
+                          num_png_images=1,
+                          candidates=CandidateConfig(min_distance=5.0, num_frames=4))
 SIZE = (CONFIG.height, CONFIG.width)
 
 
@@ -173,9 +175,15 @@ def test_a_frame_without_foreground_points_gets_an_empty_mask(sample, segmenter,
     assert read_mask_png(tmp_path / records[0]["path"]).max() == 0
 
 
-def test_open_video_names_both_places_it_looked(tmp_path):
-    with pytest.raises(FormatError, match="neither .*Oops/videos/train/nope.mp4 nor a frame folder .*nope"):
+def test_open_video_names_every_place_it_looked(tmp_path):
+    with pytest.raises(FormatError, match="video 'nope' not found; tried .*Oops/videos/train/nope.mp4, .*/nope.mp4, "
+                                          ".*/nope$"):
         open_video(tmp_path, "Oops", "train", "nope")
+    # a name with the split prefix (the release's README example) is tried with and without it, then the object's
+    # extracted frames
+    with pytest.raises(FormatError, match=r"tried .*/Oops/videos/train/nope\.mp4, .*/Oops/videos/train/train/nope\.mp4, "
+                                          r".*/Oops/train/JPEGImages/abc, "):
+        open_video(tmp_path, "Oops", "train", "train/nope", "abc")
 
 
 def test_trace_masks_cli_with_overlays_is_resumable(sample, model, tmp_path):

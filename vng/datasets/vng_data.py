@@ -56,7 +56,8 @@ from torchvision.transforms.v2 import functional as F
 from vng.io.coco_png import noun_mask, read_panoptic_annotations, read_panoptic_png, read_png_narratives
 from vng.io.common import FormatError, Location
 from vng.io.masks import read_mask_png, rle_decode
-from vng.io.pointvos import pseudo_mask_path, pv_annotation_path, pv_video_path, read_pv_annotations
+from vng.io.pointvos import find_pv_frames, pseudo_mask_path
+from vng.io.pv_extracted import read_pv_split
 from vng.io.video import Video, read_frames
 from vng.io.vng_format import merge_tracks, read_extra_masks, read_meta_expressions, read_vis_annotations
 from vng.language.tokens import noun_token_mask
@@ -459,10 +460,12 @@ class PointVOSVNGDataset(_ClipDataset):
 
     Candidate frames are an object's annotated frames (10 per object, Sec. 3.1), in every sampler mode: no other
     frame has a target. A frame is valid when its pseudo-mask exists. Frames are decoded from the video
-    (``<root>/<Dataset>/videos/<split>/<video>.mp4``) at the annotated indices, or taken from a converted dataset
-    that embeds them. The caption is the object's ``question`` field (for VNG data: the narrative sentence), the noun
-    its ``noun_span``; records without one fall back to the first occurrence of ``object_name`` in the caption, and
-    are skipped with a warning when there is none.
+    (``<root>/<Dataset>/videos/<split>/<video>.mp4``) or the release's extracted frames (``<root>/<Dataset>/<split>/
+    JPEGImages/<object_id>/``, :func:`~vng.io.pointvos.find_pv_frames`) at the annotated indices, or taken from a
+    converted dataset that embeds them. Annotations: the split's JSON and/or its point PNGs
+    (:func:`~vng.io.pv_extracted.read_pv_split`). The caption is the object's ``question`` field (for VNG data: the
+    narrative sentence), the noun its ``noun_span``; records without one fall back to the first occurrence of
+    ``object_name`` in the caption, and are skipped with a warning when there is none.
     """
 
     def __init__(self, root: str | os.PathLike, dataset: str = "Oops", split: str = "train", *,
@@ -470,7 +473,7 @@ class PointVOSVNGDataset(_ClipDataset):
         super().__init__(sampler=sampler, transform=transform, seed=seed)
         self.root, self.dataset, self.split = Path(root), dataset, split
         self._rows = None
-        annotations = read_pv_annotations(pv_annotation_path(self.root, dataset, split))
+        annotations = read_pv_split(self.root, dataset, split)
         self._set_objects([(a.object_id, a.video_name, a.question, a.object_name, a.noun_span, a.frame_indices)
                            for a in annotations])
 
@@ -527,7 +530,7 @@ class PointVOSVNGDataset(_ClipDataset):
     def _load_files(self, obj: _PVObject, wanted: list[int]
                     ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray | None]]:
         """Frames ``wanted`` decoded from the release video, and their pseudo-masks (None where missing)."""
-        video = pv_video_path(self.root, self.dataset, self.split, obj.video_name)
+        video = find_pv_frames(self.root, self.dataset, self.split, obj.video_name, obj.object_id)
         frames = read_frames(video, wanted, Location(str(video), record=obj.object_id))
         masks = {}
         for index in wanted:

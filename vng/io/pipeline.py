@@ -13,7 +13,7 @@ Stage 1, objects — JSONL, one :class:`~vng.types.TracedObject` per line::
 rasterised on it.
 
 Stage 2, keyframe pseudo-masks — JSONL, one :class:`~vng.types.TraceMask` per line:
-``{"object_id", "mask": "<path relative to the video's work folder>", "score", "area"}``.
+``{"object_id", "mask": "<path relative to the video's work folder>", "score": predicted IoU or null, "area"}``.
 
 Stage 3, probability maps — one ``.npz`` per video: ``frames`` = the frame indices, and per object ``<object_id>``
 = its (F, H, W) uint8 maps (:class:`~vng.types.ObjectProbabilities`).
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from typing import Iterable
 
 import numpy as np
@@ -97,15 +98,16 @@ def read_traced_objects(path: str | os.PathLike, *, report: ReadReport | None = 
 
 def write_trace_masks(path: str | os.PathLike, masks: Iterable[TraceMask]) -> None:
     """Write stage 2's records JSONL atomically."""
-    write_jsonl(path, ({"object_id": m.object_id, "mask": m.mask, "score": round(m.score, 5), "area": m.area}
-                       for m in masks))
+    write_jsonl(path, ({"object_id": m.object_id, "mask": m.mask,
+                        "score": None if m.score is None else round(m.score, 5), "area": m.area} for m in masks))
 
 
 def _parse_trace_mask(location: Location, raw) -> TraceMask:
     object_id = require(raw, "object_id", str, location)
     location = location.at(record=object_id)
     return TraceMask(object_id=object_id, mask=require(raw, "mask", str, location),
-                     score=require(raw, "score", float, location), area=require(raw, "area", int, location))
+                     score=require(raw, "score", (float, type(None)), location),
+                     area=require(raw, "area", int, location))
 
 
 def read_trace_masks(path: str | os.PathLike, *, report: ReadReport | None = None) -> list[TraceMask]:
@@ -133,14 +135,17 @@ def read_probabilities(path: str | os.PathLike) -> list[ObjectProbabilities]:
         with np.load(path, allow_pickle=False) as data:
             if "frames" not in data.files:
                 raise FormatError("no 'frames' array", location, "frames")
-            frames = tuple(int(v) for v in data["frames"])
+            frames = tuple(int(v) for v in np.asarray(data["frames"]).reshape(-1))
             objects = []
             for object_id in data.files:
                 if object_id != "frames":
                     try:
                         objects.append(ObjectProbabilities(object_id, frames, data[object_id]))
-                    except ValueError as error:
+                    except (ValueError, TypeError) as error:
                         raise FormatError(str(error), location.at(record=object_id)) from None
             return objects
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
+    except FormatError:
+        raise
+    # what a damaged .npz raises: a zip or zlib error, a short read, an unparsable array header
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise FormatError(f"cannot read the probability maps: {error}", location) from None

@@ -35,7 +35,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from vng.io.common import (FormatError, Location, ReadReport, iter_jsonl, read_records, require,
+from vng.io.common import (FormatError, Location, ReadReport, iter_jsonl, read_records, require, skip_or_raise,
                            write_jsonl)
 from vng.io.pointvos import LABEL_TO_STATUS, STATUS_TO_LABEL
 from vng.types import (Candidate, CandidateKind, TaskFrame, VerdictAction, VerdictEvent, VerificationTask, frame_id,
@@ -130,10 +130,8 @@ def read_tasks(path: str | os.PathLike, *, report: ReadReport | None = None) -> 
     for location, raw in iter_jsonl(path, report):
         for task in read_records(iter([(location, raw)]), _parse_task, report):
             if task.object_id in seen:
-                error = FormatError(f"object {task.object_id!r} has a task already", location, "object_id")
-                if report is None:
-                    raise error
-                report.skipped.append(error)
+                skip_or_raise(FormatError(f"object {task.object_id!r} has a task already", location, "object_id"),
+                              report)
                 continue
             seen.add(task.object_id)
             tasks.append(task)
@@ -190,11 +188,8 @@ def read_verdicts(path: str | os.PathLike, *, report: ReadReport | None = None) 
     for event in read_records(iter_jsonl(path, report), _parse_verdict, report):
         if event.event_id in seen:
             if seen[event.event_id] != event:
-                error = FormatError(f"event id {event.event_id!r} names two different events", Location(str(path)),
-                                    "event_id")
-                if report is None:
-                    raise error
-                report.skipped.append(error)
+                skip_or_raise(FormatError(f"event id {event.event_id!r} names two different events",
+                                          Location(str(path)), "event_id"), report)
             continue
         seen[event.event_id] = event
         events.append(event)

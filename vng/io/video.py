@@ -28,10 +28,11 @@ import numpy as np
 from PIL import Image
 
 from vng.io.common import FormatError, Location, atomic_write
-from vng.types import frame_id
+from vng.io.images import image_size, load_image
+from vng.types import VideoRef, frame_id
 
-__all__ = ["Video", "FRAME_SUFFIXES", "find_video", "list_frame_files", "read_frames", "write_video", "write_frames",
-           "decode_to_disk"]
+__all__ = ["Video", "FRAME_SUFFIXES", "SPLIT_NAMES", "video_name_variants", "video_candidates", "first_existing",
+           "find_video", "list_frame_files", "video_ref", "read_frames", "write_video", "write_frames", "decode_to_disk"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -54,14 +55,6 @@ def list_frame_files(folder: str | os.PathLike, *, suffixes: Sequence[str] = FRA
     if duplicates:
         raise FormatError(f"frames {duplicates} exist with several extensions", Location(str(folder)))
     return sorted(files, key=_natural_key)
-
-
-def _read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError) as error:
-        raise FormatError(f"cannot read frame image: {error}", Location(str(path))) from None
 
 
 def _check_index(index) -> int:
@@ -134,11 +127,7 @@ class _FolderVideo(Video):
     def __init__(self, folder: Path):
         self.path = folder
         self._files = list_frame_files(folder)
-        try:
-            with Image.open(self._files[0]) as first:  # header only: the size
-                self._size = first.size
-        except (OSError, SyntaxError) as error:
-            raise FormatError(f"cannot read frame image: {error}", Location(str(self._files[0]))) from None
+        self._size = image_size(self._files[0], what="frame image")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -156,7 +145,7 @@ class _FolderVideo(Video):
         return len(self._files)
 
     def _load(self, path: Path) -> np.ndarray:
-        frame = _read_image(path)
+        frame = np.asarray(load_image(path, what="frame image").convert("RGB"), dtype=np.uint8)
         if (frame.shape[1], frame.shape[0]) != self._size:
             raise FormatError(f"frame is {frame.shape[1]}x{frame.shape[0]}, the video's first frame is "
                               f"{self._size[0]}x{self._size[1]}", Location(str(path)))
@@ -185,7 +174,8 @@ class _FileVideo(Video):
         finally:
             capture.release()
         self._size = (first.shape[1], first.shape[0])
-        self._length = None if exact_length or metadata_count <= 0 else metadata_count
+        self._container_count = metadata_count if metadata_count > 0 else None
+        self._length = None if exact_length else self._container_count
         self._decoded: np.memmap | None = None  # every frame, once keep_decoded has run
 
     def keep_decoded(self, raw: Path) -> None:
@@ -225,8 +215,17 @@ class _FileVideo(Video):
                     count += 1
             finally:
                 capture.release()
-            self._length = count
+            self._decoding_ended(count)
         return self._length
+
+    def _decoding_ended(self, count: int) -> None:
+        """Decoding stopped after ``count`` frames: that is the length, unless the container lists more frames, which
+        means the file is damaged (an mp4 with broken bytes mid-file decodes up to them and stops without an error)."""
+        self._length = count
+        if self._container_count is not None and count < self._container_count:
+            raise FormatError(f"OpenCV decodes {count} of the {self._container_count} frames the container lists: the "
+                              "file is damaged or cut short (re-encode it, or extract its frames to a folder)",
+                              Location(str(self.path)))
 
     def __getitem__(self, index: int) -> np.ndarray:
         if self._decoded is not None:
@@ -242,8 +241,8 @@ class _FileVideo(Video):
             self._position += 1
         ok, frame = self._reader.read() if self._position == index else (False, None)
         if not ok:
-            self._length = self._position  # decoding ended here: now the count is known
             self.close()
+            self._decoding_ended(self._position)  # decoding ended here: now the count is known
             raise IndexError(f"frame {index} is outside the {self._length} frames OpenCV decodes from {self.path}")
         self._position += 1
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -262,7 +261,7 @@ class _FileVideo(Video):
                     break
                 count += 1
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            self._length = count  # a full pass is an exact count for free
+            self._decoding_ended(count)  # a full pass is an exact count for free
         finally:
             capture.release()
 
@@ -366,11 +365,56 @@ def write_frames(folder: str | os.PathLike, frames: Iterable[np.ndarray], *, nam
     return paths
 
 
-def find_video(videos: str | os.PathLike, video_name: str) -> Path:
-    """``<videos>/<video_name>.mp4`` (the release layout: ``<Dataset>/videos/<split>``) if it exists, else the frame
-    folder ``<videos>/<video_name>`` (DAVIS ``JPEGImages/480p``, YouTube-VOS ``train/JPEGImages``)."""
-    path = Path(videos) / f"{video_name}.mp4"
-    return path if path.is_file() else Path(videos) / video_name
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def video_name_variants(video_name: str) -> list[str]:
+    """The names a video may be stored under: the Point-VOS release's ``video_name`` can carry its split as a prefix
+    (``"train/False Start! - … _ FailArmy31"``, FORMATS.md §2), so a name with such a prefix is tried as written,
+    then without it."""
+    head, _, tail = video_name.partition("/")
+    return [video_name, tail] if tail and head in SPLIT_NAMES else [video_name]
+
+
+def video_candidates(videos: str | os.PathLike, video_name: str | None, *,
+                     object_id: str | None = None) -> list[Path]:
+    """Where the frames of ``video_name`` may be in the folder ``videos``, in the order :func:`find_video` tries."""
+    videos = Path(videos)
+    names = video_name_variants(video_name) if video_name is not None else []
+    return ([path for name in names for path in (videos / f"{name}.mp4", videos / name)]
+            + ([videos / object_id] if object_id is not None else []))
+
+
+def first_existing(candidates: Sequence[Path], what: str, location: Location) -> Path:
+    """The first of ``candidates`` that exists (``.mp4``: a file; else a folder); a FormatError naming them all."""
+    for path in candidates:
+        if path.is_file() if path.suffix == ".mp4" else path.is_dir():
+            return path
+    raise FormatError(f"{what} not found; tried {', '.join(map(str, dict.fromkeys(candidates)))}", location,
+                      "video_name")
+
+
+def find_video(videos: str | os.PathLike, video_name: str | None, *, object_id: str | None = None) -> Path:
+    """The frames of ``video_name`` in the folder ``videos``: ``<videos>/<video_name>.mp4`` (the release layout,
+    ``<Dataset>/videos/<split>``), else the frame folder ``<videos>/<video_name>`` (DAVIS ``JPEGImages/480p``,
+    YouTube-VOS ``train/JPEGImages``), each also without a split prefix (:func:`video_name_variants`); else, given
+    ``object_id``, the frame folder ``<videos>/<object_id>`` (the release's extracted frames, keyed by object:
+    ``<Dataset>/<split>/JPEGImages``).
+
+    Raises:
+        FormatError naming every path tried when none exists.
+    """
+    return first_existing(video_candidates(videos, video_name, object_id=object_id), f"video {video_name!r}",
+                          Location(str(videos), record=object_id))
+
+
+def video_ref(path: str | os.PathLike, name: str | None = None) -> VideoRef:
+    """What checking annotations against a video needs: its frame count and size (``name``: default the file's or
+    folder's name). A video file's count is the container's, which costs no decoding; a file that decodes fewer
+    frames is found out when they are read (:class:`Video` raises a FormatError then)."""
+    video = Video.open(path, exact_length=False)
+    width, height = video.size
+    return VideoRef(name or Path(path).stem, str(path), num_frames=len(video), width=width, height=height)
 
 
 def read_frames(path: str | os.PathLike, indices: Iterable[int], location: Location | None = None

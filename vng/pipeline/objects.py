@@ -32,21 +32,20 @@ not needed; the video is, for its frame count and size.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal, Sequence
 
 import numpy as np
 
-from vng.io.common import FormatError, Location
+from vng.io.common import FormatError, Location, parse_json_line, require
 from vng.io.masks import rle_decode, rle_encode
 from vng.io.oops_qa import read_location_questions
 from vng.io.pipeline import write_traced_objects
-from vng.io.video import Video
+from vng.io.video import SPLIT_NAMES, Video, first_existing, video_candidates
 from vng.io.vidln import parse_narrative
 from vng.language.nouns import NounMention, load_spacy, noun_mentions
 from vng.pipeline.workdir import Problem, StageReport, WorkDir, run_per_video, shard_of, video_key
@@ -54,7 +53,7 @@ from vng.traces import DEFAULT_LINE_WIDTH, localise_noun, noun_trace_runs, raste
 from vng.types import LocationQuestion, Narrative, NounObject, TracedObject, VideoRef
 
 __all__ = ["STOP_NOUNS", "PARTITIVE_NOUNS", "DISTINGUISHING_WORDS", "KeyframeNaming", "ObjectConfig",
-           "probe_video", "find_video", "object_id", "referent_key", "narrative_objects",
+           "probe_video", "source_video", "object_id", "referent_key", "narrative_objects",
            "question_object", "make_objects"]
 
 # Nouns that name no object to segment, by lemma (Sec. 3.2 takes every noun; these are what made "left", "side",
@@ -131,16 +130,12 @@ class ObjectConfig:
             raise ValueError(f"line_width must be >= 1, got {self.line_width}")
 
 
-def find_video(videos: str | os.PathLike, names: Iterable[str]) -> Path:
-    """The first of ``<videos>/<name>.mp4`` or a frame folder ``<videos>/<name>/`` over ``names``; a FormatError
-    listing every path tried when none exists."""
-    tried = []
-    for name in names:
-        for path in (Path(videos) / f"{name}.mp4", Path(videos) / name):
-            if path.is_file() or path.is_dir():
-                return path
-            tried.append(str(path))
-    raise FormatError(f"video not found (tried {', '.join(tried)})", Location(str(videos)))
+def source_video(videos: str | os.PathLike, names: Sequence[str]) -> Path:
+    """The video a source names, found under ``videos`` by the first of ``names`` that exists
+    (:func:`~vng.io.video.video_candidates`: ``<name>.mp4`` or a frame folder ``<name>/``, also without a split
+    prefix); a FormatError naming every path tried when none does."""
+    candidates = [path for name in names for path in video_candidates(videos, name)]
+    return first_existing(candidates, f"video {names[0]!r}", Location(str(videos)))
 
 
 def probe_video(name: str, path: Path) -> VideoRef:
@@ -279,7 +274,7 @@ class _VideoEntry:
     """One video of the source: its name, the names its file may have, and where its records are."""
 
     name: str
-    candidates: list[str]
+    names: list[str]  # what its file or frame folder may be called, in the order they are tried
     records: list[tuple[Location, object]] = field(default_factory=list)  # questions: parsed records
     offsets: list[tuple[int, int]] = field(default_factory=list)  # narratives: (line number, byte offset)
 
@@ -298,17 +293,11 @@ def _narrative_index(path: Path) -> tuple[dict[str, _VideoEntry], list[tuple[str
                 continue
             location = Location(str(path), number)
             try:
-                raw = json.loads(line)
-                video_id, dataset_id = raw["video_id"], raw["dataset_id"]
-                if not isinstance(video_id, str) or not isinstance(dataset_id, str):
-                    raise TypeError
-            except json.JSONDecodeError as error:
-                problems.append((None, Problem("objects", "?", str(FormatError(f"malformed JSON: {error.msg}",
-                                                                               location)))))
-                continue
-            except (KeyError, TypeError):
-                problems.append((None, Problem("objects", "?", str(FormatError(
-                    "a narrative needs string video_id and dataset_id", location)))))
+                raw = parse_json_line(line, location)
+                video_id = require(raw, "video_id", str, location)
+                dataset_id = require(raw, "dataset_id", str, location)
+            except FormatError as error:
+                problems.append((None, Problem("objects", "?", str(error))))
                 continue
             if datasets.setdefault(video_id, dataset_id) != dataset_id:
                 problems.append((video_key(video_id), Problem("objects", video_id, str(FormatError(
@@ -327,9 +316,9 @@ def _question_index(path: Path, config: ObjectConfig) -> dict[str, _VideoEntry]:
     for question in read_location_questions(path):
         name = question.video_name
         prefix, _, rest = name.partition("/")
-        # The release's video_name may carry the split ("train/…"): the videos folder may or may not have it.
-        split = config.split or "train"
-        names = [name, rest] if rest and prefix in ("train", "val", "test") else [name, f"{split}/{name}"]
+        # The release's video_name may carry the split ("train/…"; video_candidates also tries it without), and
+        # the videos may sit in a split folder when it does not.
+        names = [name] if prefix in SPLIT_NAMES and rest else [name, f"{config.split or 'train'}/{name}"]
         entry = entries.setdefault(video_key(name), _VideoEntry(name, names))
         entry.records.append((Location(str(path), record=question.question_hash), question))
     return entries
@@ -364,14 +353,15 @@ def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: 
 
     def work(key: str) -> int:
         entry = index[key]
-        video = probe_video(entry.name, find_video(videos, entry.candidates))
+        video = probe_video(entry.name, source_video(videos, entry.names))
         objects = []
         if kind == "narratives":
             with open(source, "rb") as handle:
                 for number, offset in entry.offsets:
                     handle.seek(offset)
                     location = Location(str(source), number)
-                    narrative = parse_narrative(location, json.loads(handle.readline()), frame_size=_frame_size(video))
+                    raw = parse_json_line(handle.readline(), location)
+                    narrative = parse_narrative(location, raw, frame_size=_frame_size(video))
                     objects += narrative_objects(narrative, video, config=config, nlp=nlp, report=report,
                                                  location=location.at(record=narrative.vidln_id))
         else:

