@@ -402,7 +402,8 @@ def training_loss(model: torch.nn.Module, batch: PointClipBatch, config: RecipeC
 
 def evaluate(config: RecipeConfig, checkpoint: Path, after: str, device: torch.device) -> dict[str, dict[int, float]]:
     """The Point-VOS benchmark of a saved model on every validation set: {name: {k: J&F, 0: mean over k}}."""
-    segmenter_config = STCNInferenceConfig(size=config.eval_size, top_k=config.top_k, memory_every=config.memory_every)
+    segmenter_config = STCNInferenceConfig(size=config.eval_size, top_k=config.top_k,
+                                           memory_every=config.memory_every)
     eval_device = device.type if config.eval_processes == 1 else "cpu"
     if config.supervision == "points":
         method = PointSTCNMethod(checkpoint, config=segmenter_config, device=eval_device)

@@ -21,7 +21,7 @@ import re
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -31,7 +31,7 @@ from vng.io.common import FormatError, Location, atomic_write
 from vng.io.images import image_size, load_image
 from vng.types import VideoRef, frame_id
 
-__all__ = ["Video", "FRAME_SUFFIXES", "SPLIT_NAMES", "video_name_variants", "video_candidates", "first_existing",
+__all__ = ["Video", "RenderedVideo", "FRAME_SUFFIXES", "SPLIT_NAMES", "video_name_variants", "video_candidates", "first_existing",
            "find_video", "list_frame_files", "video_ref", "read_frames", "write_video", "write_frames"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -121,6 +121,54 @@ class Video(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
+
+
+class RenderedVideo(Video):
+    """A video whose frames a function makes on demand: frames already in memory (:meth:`from_frames`), or drawn
+    by a program (tests, benchmarks, a simulator) — nothing is read from disk.
+
+    Args:
+        render: frame index (0-based) → (H, W, 3) uint8 RGB of size ``size``.
+        num_frames: how many frames.
+        size: (width, height).
+        name: what ``path`` says in messages; frame names are ``f"{i:06d}"`` (the Point-VOS frame ids).
+    """
+
+    def __init__(self, render: Callable[[int], np.ndarray], num_frames: int, size: tuple[int, int], *,
+                 name: str = "rendered", fps: float | None = None):
+        if num_frames < 1:
+            raise ValueError(f"a video needs at least one frame, got {num_frames}")
+        self.path = Path(name)
+        self._render, self._num_frames, self._size, self._fps = render, int(num_frames), tuple(size), fps
+
+    @classmethod
+    def from_frames(cls, frames, *, name: str = "frames", fps: float | None = None) -> RenderedVideo:
+        """A video of (T, H, W, 3) uint8 frames in memory (an array or a sequence of arrays)."""
+        if len(frames) == 0:
+            raise ValueError("no frames")
+        height, width = np.asarray(frames[0]).shape[:2]
+        return cls(lambda index: frames[index], len(frames), (width, height), name=name, fps=fps)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def frame_names(self) -> list[str]:
+        return [frame_id(i) for i in range(self._num_frames)]
+
+    def __len__(self) -> int:
+        return self._num_frames
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self._render(self._index(index))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self._render(index) for index in range(self._num_frames))
 
 
 class _FolderVideo(Video):
