@@ -65,6 +65,7 @@ from vng.datasets.static_clips import StaticClipConfig, StaticClipDataset, find_
 from vng.datasets.synthetic import generate_sample_data
 from vng.io.common import write_json
 from vng.io.pointvos import read_pv_annotations, write_pv_annotations
+from vng.io.pv_extracted import read_pv_source
 from vng.losses import bootstrapped_cross_entropy, huberised_cross_entropy, point_cross_entropy
 from vng.methods.stcn import PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod, STCNInferenceConfig
 from vng.models.stcn import STCN, STCNConfig, encode_point_reference
@@ -93,9 +94,10 @@ class DataSource:
     suffix; ``subset`` optionally lists the first-level folders to use (e.g. ``ImageSets/2017/train.txt``), ``every``
     keeps every n-th mask of a folder (video frames are redundant as still images).
 
-    ``points``: a Point-VOS annotation file (``annotations``: PV-Oops ``train.json``, PV-Kinetics ``train.jsonl``,
-    or PV-DAVIS / PV-YT from ``vng simulate-points``), ``videos`` the folder of ``<video>.mp4`` files or
-    ``<video>/`` frame folders, ``masks`` the pseudo-masks ``<object_id>/<frame>.png`` (``vng pseudo-masks``;
+    ``points``: Point-VOS annotations (``annotations``: PV-Oops ``train.json``, PV-Kinetics ``train.jsonl``,
+    PV-DAVIS / PV-YT from ``vng simulate-points``, or the release's point PNGs ``<Dataset>/<split>/Annotations``),
+    ``videos`` the folder of ``<video>.mp4`` files, ``<video>/`` frame folders or the release's extracted frames
+    ``<Dataset>/<split>/JPEGImages`` (``<object_id>/`` folders), ``masks`` the pseudo-masks ``<object_id>/<frame>.png`` (``vng pseudo-masks``;
     needed by ``supervision: "pseudo_masks"``). ``repeat`` oversamples the set in a mix (STCN repeats DAVIS 5×).
     """
 
@@ -335,7 +337,7 @@ def build_dataset(config: RecipeConfig, stage: StageConfig, loss: str) -> Datase
                                        config=StaticClipConfig(num_frames=stage.num_frames, size=stage.size))
             dataset = StaticPointClipDataset(static, config=clips, seed=seed)
         else:
-            objects = read_pv_annotations(resolve(config, source.annotations))
+            objects = read_pv_source(resolve(config, source.annotations))  # a release file or its point PNGs
             dataset = PointVOSClipDataset(objects, resolve(config, source.videos), config=clips, seed=seed,
                                           masks=resolve(config, source.masks) if loss != "points" else None)
         parts += [dataset] * source.repeat
@@ -400,7 +402,8 @@ def training_loss(model: torch.nn.Module, batch: PointClipBatch, config: RecipeC
 
 def evaluate(config: RecipeConfig, checkpoint: Path, after: str, device: torch.device) -> dict[str, dict[int, float]]:
     """The Point-VOS benchmark of a saved model on every validation set: {name: {k: J&F, 0: mean over k}}."""
-    segmenter_config = STCNInferenceConfig(size=config.eval_size, top_k=config.top_k, memory_every=config.memory_every)
+    segmenter_config = STCNInferenceConfig(size=config.eval_size, top_k=config.top_k,
+                                           memory_every=config.memory_every)
     eval_device = device.type if config.eval_processes == 1 else "cpu"
     if config.supervision == "points":
         method = PointSTCNMethod(checkpoint, config=segmenter_config, device=eval_device)
@@ -408,7 +411,7 @@ def evaluate(config: RecipeConfig, checkpoint: Path, after: str, device: torch.d
         method = PseudoMaskSTCNMethod(checkpoint, config.test_segmenter, config=segmenter_config, device=eval_device)
     results = {}
     for name, validation in config.validation.items():
-        annotations = read_pv_annotations(resolve(config, validation.points))
+        annotations = read_pv_source(resolve(config, validation.points))
         out = Path(config.output_dir) / "benchmark" / after / name
         if validation.kind == "pv_oops":
             result = run_pv_oops_benchmark(method, annotations, videos=resolve(config, validation.root),

@@ -1,31 +1,15 @@
 """The session interface's shared parts: the one loop over a video (propagate_video), label maps, soft maps."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from vng.inference import PromptedSession, label_map, mask_to_probability, propagate_video, write_segmentation
 from vng.io.masks import read_mask_png
-from vng.io.video import Video
+from vng.io.video import RenderedVideo
 
 
-class BlankVideo(Video):
-    def __init__(self, num_frames=10, width=8, height=6):
-        self.path, self._n, self._size = Path("blank"), num_frames, (width, height)
-
-    size = property(lambda self: self._size)
-    fps = property(lambda self: None)
-    frame_names = property(lambda self: [f"{i:03d}" for i in range(self._n)])
-
-    def __len__(self):
-        return self._n
-
-    def __getitem__(self, index):
-        return np.zeros((self._size[1], self._size[0], 3), np.uint8)
-
-    def __iter__(self):
-        return (self[i] for i in range(self._n))
+def BlankVideo(num_frames=10, width=8, height=6):
+    return RenderedVideo(lambda index: np.zeros((height, width, 3), np.uint8), num_frames, (width, height))
 
 
 class RecordingSession(PromptedSession):
@@ -98,7 +82,7 @@ def test_propagate_video_needs_prompts():
 def test_write_segmentation_writes_every_frame(tmp_path):
     session = prompted(BlankVideo(5), o1=2, o3=2)
     assert write_segmentation(session, tmp_path) == 5
-    labels = read_mask_png(tmp_path / "000.png")
+    labels = read_mask_png(tmp_path / "000000.png")
     assert labels[1, 4] == 1 and labels[3, 4] == 3 and labels.sum() == 4
 
 

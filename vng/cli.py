@@ -411,9 +411,9 @@ def benchmark(
                                 "server)."),
     root: Path = typer.Option(..., "--root", exists=True, file_okay=False, help="davis: the DAVIS root "
                               "(JPEGImages, Annotations); pv-oops: the videos (<video>.mp4 or frame folders)."),
-    points: Path = typer.Option(..., "--points", exists=True, dir_okay=False, help="Reference points "
-                                "(davis: `vng simulate-points --split val`; pv-oops: Oops/val.json, each object's "
-                                "first annotated frame)."),
+    points: Path = typer.Option(..., "--points", exists=True, help="Reference points (davis: `vng "
+                                "simulate-points --split val`; pv-oops: Oops/val.json, each object's first annotated "
+                                "frame, or the release's point PNGs <Dataset>/<split>/Annotations)."),
     masks: Path | None = typer.Option(None, "--masks", exists=True, file_okay=False, help="pv-oops: the ground "
                                       "truth, <object_id>/<frame_id>.png, at most 3 frames per object."),
     out: Path = typer.Option(..., "--out", help="Output folder: <k>-points/<sequence or object>/<frame>.png, "
@@ -428,7 +428,8 @@ def benchmark(
     from vng.benchmark.oops import run_pv_oops_benchmark
     from vng.benchmark.protocol import run_point_benchmark
     from vng.io.common import FormatError
-    from vng.io.pointvos import check_against_frames, read_pv_annotations
+    from vng.io.pointvos import check_against_frames
+    from vng.io.pv_extracted import read_pv_source
     from vng.io.video import find_video
     from vng.methods import DEFAULT_METHOD
 
@@ -446,7 +447,7 @@ def benchmark(
     chosen = None if sequences is None else [name.strip() for name in sequences.split(",") if name.strip()]
     _prepare_output(out, root, points, masks, checkpoint, folder=True)
     try:  # every point against the frames it lies on, before any work
-        annotations = read_pv_annotations(points)
+        annotations = read_pv_source(points)
         check_against_frames(annotations, (lambda obj: root / "JPEGImages" / "480p" / obj.video_name)
                              if dataset == "davis" else
                              (lambda obj: find_video(root, obj.video_name, object_id=obj.object_id)), source=points)
@@ -506,11 +507,9 @@ def ground(
     typer.echo(f"→ {result.masks_dir}\n→ {result.overlay}\n→ {result.summary}")
 
 
-def _parse_points(values: list[str]) -> dict[int, "Points"]:
+def _parse_points(values: list[str]) -> dict:
     """``--points`` values → {object id: Points}: ``"x,y,label;..."`` each, optionally ``"ID:"``-prefixed; without a
     prefix the i-th value is object i (from 1)."""
-    import numpy as np
-
     from vng.types import Points
 
     objects: dict[int, Points] = {}
@@ -519,11 +518,11 @@ def _parse_points(values: list[str]) -> dict[int, "Points"]:
         try:
             object_id = int(object_id)
             rows = [[float(v) for v in item.split(",")] for item in body.split(";") if item.strip()]
-            if not rows or any(len(row) != 3 for row in rows) or any(row[2] not in (-1, 0, 1) for row in rows):
-                raise ValueError
-            points = Points(xy=[row[:2] for row in rows], labels=np.array([row[2] for row in rows], np.int8))
-        except ValueError:
-            _fail(f"--points must be \"[ID:]x,y,label;...\" with labels 1, 0 or -1, got {value!r}")
+            if not rows or any(len(row) != 3 for row in rows):
+                raise ValueError("each point is x,y,label")
+            points = Points(xy=[row[:2] for row in rows], labels=[row[2] for row in rows])
+        except ValueError as error:
+            _fail(f"--points must be \"[ID:]x,y,label;...\" with labels 1, 0 or -1, got {value!r} ({error})")
         if object_id in objects:
             _fail(f"--points gives object {object_id} twice")
         objects[object_id] = points

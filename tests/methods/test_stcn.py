@@ -2,7 +2,6 @@
 with the model's own step, the Point-STCN method of the benchmark and the `vng segment` command."""
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from typer.testing import CliRunner
 
 from vng.cli import app
 from vng.io.masks import read_mask_png
-from vng.io.video import Video
+from vng.io.video import RenderedVideo
 from vng.methods import PointSTCNMethod
 from vng.methods.stcn import STCNInferenceConfig, STCNSession, _FrameGeometry
 from vng.models.stcn import STCN, STCNConfig, soft_aggregate
@@ -21,39 +20,22 @@ from vng.types import Points
 torch.set_num_threads(1)
 
 
-class MovingSquareVideo(Video):
+class MovingSquareVideo(RenderedVideo):
     """A procedural video (nothing on disk, nothing cached): a red square drifting right over grey; counts reads."""
 
     def __init__(self, num_frames: int, width: int = 64, height: int = 64):
-        self.path = Path("moving-square")
-        self._num_frames, self._width, self._height = num_frames, width, height
+        super().__init__(self._draw, num_frames, (width, height), name="moving-square")
         self.reads: list[int] = []
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._width, self._height
-
-    @property
-    def fps(self) -> None:
-        return None
-
-    @property
-    def frame_names(self) -> list[str]:
-        return [f"{i:05d}" for i in range(self._num_frames)]
-
-    def __len__(self) -> int:
-        return self._num_frames
-
     def square(self, index: int) -> np.ndarray:
-        mask = np.zeros((self._height, self._width), bool)
+        mask = np.zeros((self.size[1], self.size[0]), bool)
         x = 8 + index % 24
         mask[16:40, x:x + 20] = True
         return mask
 
-    def __getitem__(self, index: int) -> np.ndarray:
-        index = self._index(index)
+    def _draw(self, index: int) -> np.ndarray:
         self.reads.append(index)
-        frame = np.full((self._height, self._width, 3), 90, np.uint8)
+        frame = np.full((self.size[1], self.size[0], 3), 90, np.uint8)
         frame[self.square(index)] = (200, 30, 30)
         return frame
 

@@ -21,7 +21,7 @@ import re
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -31,8 +31,9 @@ from vng.io.common import FormatError, Location, atomic_write
 from vng.io.images import image_size, load_image
 from vng.types import VideoRef, frame_id
 
-__all__ = ["Video", "FRAME_SUFFIXES", "SPLIT_NAMES", "video_name_variants", "video_candidates", "first_existing",
-           "find_video", "list_frame_files", "video_ref", "read_frames", "write_video", "write_frames", "decode_to_disk"]
+__all__ = ["Video", "RenderedVideo", "FRAME_SUFFIXES", "SPLIT_NAMES", "video_name_variants", "video_candidates",
+           "first_existing", "find_video", "list_frame_files", "video_ref", "read_frames", "write_video", "write_frames",
+           "decode_to_disk"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -123,6 +124,54 @@ class Video(abc.ABC):
         return f"{type(self).__name__}({str(self.path)!r})"
 
 
+class RenderedVideo(Video):
+    """A video whose frames a function makes on demand: frames already in memory (:meth:`from_frames`), or drawn
+    by a program (tests, benchmarks, a simulator) — nothing is read from disk.
+
+    Args:
+        render: frame index (0-based) → (H, W, 3) uint8 RGB of size ``size``.
+        num_frames: how many frames.
+        size: (width, height).
+        name: what ``path`` says in messages; frame names are ``f"{i:06d}"`` (the Point-VOS frame ids).
+    """
+
+    def __init__(self, render: Callable[[int], np.ndarray], num_frames: int, size: tuple[int, int], *,
+                 name: str = "rendered", fps: float | None = None):
+        if num_frames < 1:
+            raise ValueError(f"a video needs at least one frame, got {num_frames}")
+        self.path = Path(name)
+        self._render, self._num_frames, self._size, self._fps = render, int(num_frames), tuple(size), fps
+
+    @classmethod
+    def from_frames(cls, frames, *, name: str = "frames", fps: float | None = None) -> RenderedVideo:
+        """A video of (T, H, W, 3) uint8 frames in memory (an array or a sequence of arrays)."""
+        if len(frames) == 0:
+            raise ValueError("no frames")
+        height, width = np.asarray(frames[0]).shape[:2]
+        return cls(lambda index: frames[index], len(frames), (width, height), name=name, fps=fps)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def frame_names(self) -> list[str]:
+        return [frame_id(i) for i in range(self._num_frames)]
+
+    def __len__(self) -> int:
+        return self._num_frames
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self._render(self._index(index))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self._render(index) for index in range(self._num_frames))
+
+
 class _FolderVideo(Video):
     def __init__(self, folder: Path):
         self.path = folder
@@ -176,17 +225,6 @@ class _FileVideo(Video):
         self._size = (first.shape[1], first.shape[0])
         self._container_count = metadata_count if metadata_count > 0 else None
         self._length = None if exact_length else self._container_count
-        self._decoded: np.memmap | None = None  # every frame, once keep_decoded has run
-
-    def keep_decoded(self, raw: Path) -> None:
-        """Decode every frame once into the file ``raw`` and read frames from it from now on (decode_to_disk)."""
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        with open(raw, "wb") as handle:
-            for frame in self:  # one decoding pass, streamed; it also counts the frames exactly
-                handle.write(np.ascontiguousarray(frame).tobytes())
-        width, height = self._size
-        self._decoded = np.memmap(raw, np.uint8, "r", shape=(self._length, height, width, 3))
-        self.close()
 
     def _capture(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(self.path))
@@ -228,8 +266,6 @@ class _FileVideo(Video):
                               Location(str(self.path)))
 
     def __getitem__(self, index: int) -> np.ndarray:
-        if self._decoded is not None:
-            return np.array(self._decoded[self._index(index)])
         index = _check_index(index)
         if index < 0 or self._length is not None:
             index = self._index(index)
@@ -248,9 +284,6 @@ class _FileVideo(Video):
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        if self._decoded is not None:
-            yield from (np.array(frame) for frame in self._decoded)
-            return
         # A capture of its own: iterating never disturbs the random-access reader.
         capture = self._capture()
         try:
@@ -277,13 +310,21 @@ class _FileVideo(Video):
 
 def decode_to_disk(path: str | os.PathLike, folder: str | os.PathLike) -> Video:
     """A video for random access in any order: a frame folder as it is; a video file decoded once into
-    ``<folder>/frames.raw`` (H x W x 3 bytes a frame, read back by index without decoding). Reading a video file
+    ``<folder>/frames.raw`` (H x W x 3 bytes a frame) and read back by index without decoding. Reading a video file
     backwards otherwise decodes it from the start for every frame (``Video`` never seeks); a PNG cache costs ~90 ms
     a 768x490 frame to write against 6 ms to decode. The caller deletes ``folder`` when done."""
     video = Video.open(path, exact_length=False)
-    if isinstance(video, _FileVideo):
-        video.keep_decoded(Path(folder) / "frames.raw")
-    return video
+    if not isinstance(video, _FileVideo):
+        return video
+    raw = Path(folder) / "frames.raw"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    with open(raw, "wb") as handle:
+        for frame in video:  # one decoding pass, streamed; it also counts the frames exactly
+            handle.write(np.ascontiguousarray(frame).tobytes())
+    width, height = video.size
+    frames = np.memmap(raw, np.uint8, "r", shape=(len(video), height, width, 3))
+    return RenderedVideo(lambda index: np.array(frames[index]), len(frames), video.size, name=str(video.path),
+                         fps=video.fps)
 
 
 def _check_frame(frame: np.ndarray, index: int) -> np.ndarray:
