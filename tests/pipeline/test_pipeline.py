@@ -104,8 +104,8 @@ def test_candidates_are_never_verdicts(two_videos, tmp_path):
     result = resolve_verdicts(tasks, [])
     assert result.objects == () and len(result.unfinished) == len(tasks)
     write_verdicts(tmp_path / "none.jsonl", [])
-    export_release(workdir, tmp_path / "none.jsonl", tmp_path / "release" / "train.json")
-    assert read_pv_annotations(tmp_path / "release" / "train.json") == []
+    release = export_release(workdir, tmp_path / "none.jsonl", tmp_path / "release")
+    assert [read_pv_annotations(path) for path in release.files] == [[] for _ in release.files]
 
 
 def test_export_then_read_gives_the_verdicts_back(two_videos, tmp_path):
@@ -118,8 +118,10 @@ def test_export_then_read_gives_the_verdicts_back(two_videos, tmp_path):
     events = [VerdictEvent(f"{task.object_id}/{i}", task.object_id, "ana", VerdictAction.VERDICT, i,
                            verdict[c.kind], 1000 + i) for task in tasks[1:] for i, c in enumerate(task.candidates)]
     write_verdicts(tmp_path / "verdicts.jsonl", events)
-    out = tmp_path / "release" / "Oops" / "train.json"
-    result = export_release(workdir, tmp_path / "verdicts.jsonl", out, link_videos=True)
+    release = export_release(workdir, tmp_path / "verdicts.jsonl", tmp_path / "release", link_videos=True)
+    result = release.resolved
+    out, = release.files
+    assert out == tmp_path / "release" / tasks[0].dataset / f"{tasks[0].split}.json"
     assert result.unfinished == (tasks[0].object_id,)
     back = read_pv_annotations(out)
     assert back == list(result.objects) and len(back) == len(tasks) - 1
@@ -211,17 +213,20 @@ def test_command_line_prepare_simulate_export(two_videos, tmp_path):
     result = CliRunner().invoke(app, ["annotate", "simulate", str(work), "--masks", str(tmp_path / "masks")])
     assert result.exit_code == 0, result.output
     assert "foreground" in result.output and (work / "verdicts.jsonl").is_file()
-    out = tmp_path / "release" / "Oops" / "train.json"
     result = CliRunner().invoke(app, ["annotate", "export", str(work), "--verdicts", str(work / "verdicts.jsonl"),
-                                      "--out", str(out)])
+                                      "--out", str(tmp_path / "release")])
     assert result.exit_code == 0, result.output
-    released = read_pv_annotations(out)
+    released = [obj for path in (tmp_path / "release").glob("*/*.json*") for obj in read_pv_annotations(path)]
     assert released and "objects released" in result.output
     # the dog's trace lies on the square: it is released, its foreground candidates judged against the square
     assert any(obj.object_name == "dog" for obj in released)
-    bad = CliRunner().invoke(app, ["annotate", "export", str(work), "--verdicts", str(work / "verdicts.jsonl"),
-                                   "--out", str(tmp_path / "release.txt")])
-    assert bad.exit_code == 2 and "must end in .json" in bad.output
+    # the release root may not be the work folder or a file; a stage rerun with other settings is refused
+    for out in (work, work / "verdicts.jsonl"):
+        bad = CliRunner().invoke(app, ["annotate", "export", str(work), "--verdicts", str(work / "verdicts.jsonl"),
+                                       "--out", str(out)])
+        assert bad.exit_code == 2 and "error:" in bad.output
+    bad = CliRunner().invoke(app, ["annotate", "candidates", str(work), "--min-distance", "7"])
+    assert bad.exit_code == 2 and "other settings" in bad.output and "min_distance" in bad.output
 
 
 def test_accelerate_launch_splits_the_videos_over_processes(two_videos, tmp_path):

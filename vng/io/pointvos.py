@@ -11,6 +11,7 @@ it is this library's extension for VNG sets built from narratives; the public re
 from __future__ import annotations
 
 import json
+import re
 import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
@@ -23,12 +24,25 @@ from vng.io.video import first_existing, video_candidates, video_ref
 from vng.types import FramePoints, ObjectAnnotation, PointLabel, Points, VideoRef, frame_id, parse_frame_id
 
 __all__ = ["STATUS_TO_LABEL", "LABEL_TO_STATUS", "read_pv_annotations", "write_pv_annotations", "pv_record",
-           "pv_video_path", "pv_frames_dir", "pv_frames_candidates", "find_pv_frames", "pv_annotation_path",
+           "release_file", "JSONL_DATASETS", "pv_video_path", "pv_frames_dir", "pv_frames_candidates", "find_pv_frames", "pv_annotation_path",
            "pseudo_mask_path", "fg_candidate_flags", "point_problem", "check_against_frames"]
 
 STATUS_TO_LABEL = {"ACCEPTED": PointLabel.FOREGROUND, "REJECTED": PointLabel.BACKGROUND,
                    "AMBIGUOUS": PointLabel.AMBIGUOUS}
 LABEL_TO_STATUS = {int(label): status for status, label in STATUS_TO_LABEL.items()}
+
+
+JSONL_DATASETS = frozenset({"Kinetics"})  # the release ships PV-Kinetics as JSONL, PV-Oops as one JSON per split
+_RELEASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def release_file(root: str | os.PathLike, dataset: str, split: str) -> Path:
+    """Where a split's annotations go in a release: ``<root>/<Dataset>/<split>.jsonl`` for PV-Kinetics, ``.json``
+    for the others (PV-Oops); the names must be plain file names."""
+    for part in (dataset, split):
+        if not _RELEASE_NAME.fullmatch(part):
+            raise ValueError(f"dataset / split {part!r} cannot name a release file")
+    return Path(root) / dataset / f"{split}{'.jsonl' if dataset in JSONL_DATASETS else '.json'}"
 
 
 def pv_video_path(root: str | os.PathLike, dataset: str, split: str, video_name: str) -> Path:

@@ -9,6 +9,6 @@
 - :mod:`~vng.pipeline.prepare` runs stages 1-4; :mod:`~vng.pipeline.workdir` is what they share (the work folder,
   sharding, resuming, reports).
 
-:mod:`~vng.pipeline.noun_objects` and :mod:`~vng.pipeline.pseudo_masks` hold ``vng parse-narratives``,
-``vng trace-masks`` and ``vng pseudo-masks`` (every noun as its own object; pseudo-masks from released points).
+:mod:`~vng.pipeline.noun_objects` and :mod:`~vng.pipeline.pseudo_masks` hold ``vng parse-narratives``
+and ``vng pseudo-masks`` (every noun as its own object, from keyframes alone; pseudo-masks from released points).
 """

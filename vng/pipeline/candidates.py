@@ -95,13 +95,15 @@ def render_task(task: VerificationTask, tasks_dir: str | os.PathLike, *, tile_wi
 
 
 def make_candidates(workdir: WorkDir, *, config: CandidateConfig = CandidateConfig(), seed: int = 0,
-                    overlays: str | os.PathLike | None = None, process_index: int = 0, num_processes: int = 1,
-                    progress: bool = False) -> StageReport:
+                    overlays: str | os.PathLike | None = None, overwrite: bool = False, process_index: int = 0,
+                    num_processes: int = 1, progress: bool = False) -> StageReport:
     """Stage 4 for this process's share of the videos stage 3 finished (module docstring).
 
     Args:
         overlays: also write ``<overlays>/<key>/<object_id>.png`` (:func:`render_task`) for people to look at.
     """
+    workdir.begin_stage("candidates", {"config": config, "seed": seed}, overwrite=overwrite,
+                        process_index=process_index, num_processes=num_processes)
     report = StageReport("candidates")
 
     def work(key: str) -> int:

@@ -16,8 +16,8 @@ from vng.io.common import atomic_write
 from vng.io.vidln import read_keyframe
 from vng.language.nouns import SpanAgreement, compare_spans, find_nouns, load_spacy
 from vng.traces import DEFAULT_LINE_WIDTH, Localisation, localise_noun, make_noun_object, rasterise_trace
-from vng.visualize import draw_label, overlay_mask
 from vng.types import Narrative
+from vng.visualize import draw_label, overlay_mask
 
 __all__ = ["NounSource", "NounObjectsResult", "localise_narratives", "render_localisation", "write_overlays"]
 

@@ -32,9 +32,9 @@ not needed; the video is, for its frame count and size.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
@@ -44,6 +44,7 @@ import numpy as np
 from vng.io.common import FormatError, Location, parse_json_line, require
 from vng.io.masks import rle_decode, rle_encode
 from vng.io.oops_qa import read_location_questions
+from vng.io.outputs import describe_inputs
 from vng.io.pipeline import write_traced_objects
 from vng.io.video import SPLIT_NAMES, Video, first_existing, video_candidates
 from vng.io.vidln import parse_narrative
@@ -326,7 +327,8 @@ def _question_index(path: Path, config: ObjectConfig) -> dict[str, _VideoEntry]:
 
 def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: WorkDir, *,
                  kind: Literal["narratives", "oops-qa"] = "narratives", config: ObjectConfig = ObjectConfig(),
-                 process_index: int = 0, num_processes: int = 1, progress: bool = False) -> StageReport:
+                 overwrite: bool = False, process_index: int = 0, num_processes: int = 1,
+                 progress: bool = False) -> StageReport:
     """Stage 1: write ``videos/<key>/objects.jsonl`` for this process's share of the videos (:func:`shard_of`).
 
     Args:
@@ -339,6 +341,9 @@ def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: 
         objects written, and noun counts in ``notes``.
     """
     source = Path(source)
+    workdir.begin_stage("objects", {**describe_inputs({"source": source, "videos": videos}), "kind": kind,
+                                    "config": config}, overwrite=overwrite, process_index=process_index,
+                        num_processes=num_processes)
     report = StageReport("objects")
     if kind == "narratives":
         index, problems = _narrative_index(source)

@@ -34,8 +34,8 @@ def prepare(source: str | os.PathLike, videos: str | os.PathLike, workdir: WorkD
             method: Method, kind: Literal["narratives", "oops-qa"] = "narratives",
             objects: ObjectConfig = ObjectConfig(), prompt: TracePromptConfig = TracePromptConfig(),
             candidates: CandidateConfig = CandidateConfig(), seed: int = 0,
-            overlays: str | os.PathLike | None = None, process_index: int = 0, num_processes: int = 1,
-            progress: bool = False) -> list[StageReport]:
+            overlays: str | os.PathLike | None = None, overwrite: bool = False, process_index: int = 0,
+            num_processes: int = 1, progress: bool = False) -> list[StageReport]:
     """Run stages 1-4 for this process's share of the videos; one report per stage.
 
     Args:
@@ -45,8 +45,11 @@ def prepare(source: str | os.PathLike, videos: str | os.PathLike, workdir: WorkD
         candidates: stage 4 (also how many frames stage 3 keeps).
         seed: seeds the points drawn along traces and the candidates, with each object's id.
         overlays: also write ``<overlays>/trace_masks/<key>/<id>.png`` and ``<overlays>/candidates/<key>/<id>.png``.
+        overwrite: redo every stage of this process's videos, whatever earlier runs left in ``workdir``
+            (:meth:`WorkDir.begin_stage`); without it a run with other settings is refused.
     """
-    shard = {"process_index": process_index, "num_processes": num_processes, "progress": progress}
+    shard = {"process_index": process_index, "num_processes": num_processes, "progress": progress,
+             "overwrite": overwrite}
     overlays = None if overlays is None else Path(overlays)
     return [
         make_objects(source, videos, workdir, kind=kind, config=objects, **shard),

@@ -81,12 +81,15 @@ def propagate_objects(video: Video, prompts: Sequence[KeyframePrompt], method: M
 
 
 def make_propagation(workdir: WorkDir, method: Method, *, num_frames: int = CandidateConfig().num_frames,
-                     process_index: int = 0, num_processes: int = 1, progress: bool = False) -> StageReport:
+                     overwrite: bool = False, process_index: int = 0, num_processes: int = 1,
+                     progress: bool = False) -> StageReport:
     """Stage 3 for this process's share of the videos stage 2 finished (module docstring).
 
     Args:
         num_frames: evenly spaced frames per video whose maps are kept (Sec. 3.2: 10).
     """
+    workdir.begin_stage("propagate", {"method": method, "num_frames": num_frames}, overwrite=overwrite,
+                        process_index=process_index, num_processes=num_processes)
     report = StageReport("propagate")
 
     def work(key: str) -> int:

@@ -1,6 +1,4 @@
-"""Stage 2 of the annotation pipeline and the pseudo-mask baseline: prompts → masks with a promptable segmenter.
-
-Two entry points:
+"""The pseudo-mask baseline: released points → masks with a promptable segmenter.
 
 - :func:`make_pseudo_masks` — Point-VOS point annotations → one pseudo-mask per annotated frame and object (Sec. 4.2:
   training sets use the fg + bg points of every annotated frame, validation sets the fg reference points only).
@@ -25,42 +23,32 @@ Two entry points:
   :func:`merge_index` joins the parts into the index JSON. :func:`start_run` and :func:`finish_run_index` keep one
   run per folder: a manifest beside the index records the inputs and settings, so that a rerun with others is
   refused (or, asked to overwrite, redone) instead of mixing its masks with the earlier ones.
-- :func:`make_trace_masks` — noun objects (stage 1, ``vng parse-narratives``) → one keyframe pseudo-mask per noun from
-  its mouse-trace run (Sec. 3.2), with optional overlays of trace, prompt and mask for people to check.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
-import cv2
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
-from vng.io.common import FormatError, Location, atomic_write, iter_jsonl, write_json, write_jsonl
+from vng.io.common import FormatError, Location, write_json
 from vng.io.masks import write_mask_png
-from vng.io.noun_objects import localisation_record
 from vng.io.outputs import RunState, finish_run, read_manifest, start_folder_run
 from vng.io.pointvos import pseudo_mask_path, pv_frames_candidates
 from vng.io.video import Video, first_existing, video_candidates
-from vng.io.vidln import read_keyframe
 from vng.segmenters.base import Prediction, Prompt, Segmenter
-from vng.segmenters.prompts import PointPromptConfig, TracePromptConfig, points_prompt, trace_prompt
-from vng.traces import Localisation, rasterise_trace
+from vng.segmenters.prompts import PointPromptConfig, points_prompt
 from vng.types import ObjectAnnotation, Points, frame_id
-from vng.visualize import PALETTE, draw_label, overlay_mask
 
 __all__ = ["Layout", "PseudoMaskConfig", "FrameTask", "frame_tasks", "find_frames", "open_video", "index_path",
-           "start_run", "finish_run_index", "make_pseudo_masks", "merge_index", "trace_mask_name", "make_trace_masks",
-           "render_trace_mask"]
+           "start_run", "finish_run_index", "make_pseudo_masks", "merge_index"]
 
 Layout = Literal["pointvos", "davis"]
 
@@ -276,91 +264,3 @@ def merge_index(out: str | os.PathLike, *, layout: Layout, dataset: str, split: 
     write_json(target, {"layout": layout, "dataset": dataset, "split": split, **(metadata or {}),
                         "masks": [records[key] for key in sorted(records)]}, indent=1)
     return target
-
-
-# --- traces: noun objects → keyframe pseudo-masks (stage 2 of the annotation pipeline, Fig. 4) -------------------
-
-def trace_mask_name(localisation: Localisation) -> str:
-    """``<vidln_id>_<actor_index>_<start>-<end>_<noun>_<keyframe>``: unique per noun, readable, as stage 1's overlays."""
-    noun, run = localisation.noun, localisation.run
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", noun.text).strip("-")
-    return f"{noun.vidln_id}_{noun.actor_index}_{noun.span[0]}-{noun.span[1]}_{slug}_{run.keyframe_name}"
-
-
-def render_trace_mask(image: np.ndarray, trace: np.ndarray, label: str, prompt: Prompt,
-                      prediction: Prediction) -> np.ndarray:
-    """(H, W, 3) uint8 RGB: the mask (orange), the (H, W) bool rasterised ``trace`` (red), the prompt points (white
-    dots) and box (white), and ``label`` with the predicted IoU."""
-    out = overlay_mask(image, prediction.mask, PALETTE[0], alpha=0.5)
-    out = overlay_mask(out, trace, (255, 40, 40), alpha=1.0)
-    radius = max(3, round(image.shape[0] / 160))
-    for x, y in np.rint(prompt.points).astype(int):
-        cv2.circle(out, (int(x), int(y)), radius, (255, 255, 255), thickness=-1, lineType=cv2.LINE_AA)
-        cv2.circle(out, (int(x), int(y)), radius, (0, 0, 0), thickness=1, lineType=cv2.LINE_AA)
-    if prompt.box is not None:
-        x0, y0, x1, y1 = np.rint(prompt.box).astype(int)
-        cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), (255, 255, 255), thickness=max(1, radius // 2))
-    return draw_label(out, f"{label} (predicted IoU {prediction.score:.2f})")
-
-
-def make_trace_masks(localisations: Iterable[Localisation], frames_dir: str | os.PathLike, out: str | os.PathLike,
-                     segmenter: Segmenter, *, config: TracePromptConfig = TracePromptConfig(), seed: int = 0,
-                     overlays: str | os.PathLike | None = None, progress: bool = False) -> list[dict]:
-    """One keyframe pseudo-mask per localised noun: ``<out>/<video_id>/<trace_mask_name>.png`` (0/1 palette PNG),
-    and ``<out>/index.jsonl`` with the noun record (as stage 1 writes it) plus ``mask`` (path relative to ``out``),
-    ``score`` (predicted IoU), ``area`` (the mask's pixels; the trace's are in ``trace_area``) and the ``prompt``.
-    Nouns without a trace are skipped. Resumable: a noun whose PNG and record (and overlay, if asked) exist is kept.
-
-    Args:
-        frames_dir: keyframes as for stage 1 (``<frames>/<dataset_id>/<video_id>/<name>.jpg`` or ``<video_id>/``).
-        seed: with the noun's ids, seeds the points drawn along its trace (order-independent).
-        overlays: also write ``<overlays>/<video_id>/<name>.png`` (:func:`render_trace_mask`).
-
-    Returns:
-        All index records (kept and new), in input order.
-    """
-    out = Path(out)
-    index = out / "index.jsonl"
-    previous = {}
-    if index.is_file():
-        previous = {record["mask"]: record for _, record in iter_jsonl(index)}
-    localised = [loc for loc in localisations if loc.run is not None]
-    by_keyframe: dict[tuple[str, str, str], list[Localisation]] = defaultdict(list)
-    for loc in localised:
-        by_keyframe[(loc.noun.dataset_id, loc.noun.video_id, loc.run.keyframe_name)].append(loc)
-    records: dict[str, dict] = {}
-    for (dataset_id, video_id, keyframe), group in tqdm(by_keyframe.items(), desc="trace masks",
-                                                        disable=not progress):
-        names = [f"{video_id}/{trace_mask_name(loc)}.png" for loc in group]
-        todo = [(name, loc) for name, loc in zip(names, group)
-                if not (name in previous and (out / name).is_file()
-                        and (overlays is None or (Path(overlays) / name).is_file()))]
-        records.update({name: previous[name] for name in names if name in previous})
-        if not todo:
-            continue
-        image = read_keyframe(frames_dir, dataset_id, video_id, keyframe)
-        prompts = []
-        for _, loc in todo:
-            noun = loc.noun
-            if tuple(noun.frame_size) != (image.shape[1], image.shape[0]):
-                raise FormatError(f"keyframe {keyframe!r} of video {video_id!r} is {image.shape[1]}x{image.shape[0]}, "
-                                  f"the traces of narrative {noun.vidln_id} are for {noun.frame_size}",
-                                  Location(str(frames_dir)))
-            rng = np.random.default_rng([seed, noun.vidln_id, noun.actor_index, *noun.span])
-            prompts.append(trace_prompt(loc.run.xy, noun.frame_size, config=config, rng=rng))
-        for (name, loc), prompt, prediction in zip(todo, prompts, segmenter.segment_objects(image, prompts)):
-            write_mask_png(out / name, prediction.mask.astype(np.uint8))
-            if overlays is not None:
-                trace = rasterise_trace(loc.run.xy, loc.noun.frame_size, line_width=config.line_width)
-                rendered = render_trace_mask(image, trace, f"{loc.noun.actor_name}: {loc.noun.text}", prompt,
-                                             prediction)
-                with atomic_write(Path(overlays) / name, "wb") as handle:
-                    Image.fromarray(rendered).save(handle, format="PNG")
-            records[name] = {**localisation_record(loc, line_width=config.line_width), "mask": name,
-                             "score": round(prediction.score, 5), "area": int(prediction.mask.sum()),
-                             "trace_area": loc.area,
-                             "prompt": {"mode": config.mode, "points": prompt.points.tolist(),
-                                        "box": None if prompt.box is None else prompt.box.tolist()}}
-    ordered = [records[f"{loc.noun.video_id}/{trace_mask_name(loc)}.png"] for loc in localised]
-    write_jsonl(index, ordered)
-    return ordered

@@ -16,6 +16,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -23,18 +24,34 @@ from vng.io.common import FormatError, Location, atomic_write
 from vng.io.masks import rle_decode, write_mask_png
 from vng.io.pipeline import read_traced_objects, write_trace_masks
 from vng.io.video import read_frames
-from vng.pipeline.pseudo_masks import render_trace_mask
 from vng.pipeline.workdir import StageReport, WorkDir, run_per_video
-from vng.segmenters.base import Prediction, Segmenter
+from vng.segmenters.base import Prediction, Prompt, Segmenter
 from vng.segmenters.prompts import TracePromptConfig, trace_mask_prompt
 from vng.types import TracedObject, TraceMask
+from vng.visualize import PALETTE, draw_label, overlay_mask
 
-__all__ = ["trace_mask_file", "segment_traces", "make_trace_masks"]
+__all__ = ["trace_mask_file", "render_trace_mask", "segment_traces", "make_trace_masks"]
 
 
 def trace_mask_file(obj: TracedObject) -> str:
     """Where an object's keyframe mask lives, relative to its video's work folder."""
     return f"trace_masks/{obj.object_id}.png"
+
+
+def render_trace_mask(image: np.ndarray, trace: np.ndarray, label: str, prompt: Prompt,
+                      prediction: Prediction) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: the mask (orange), the (H, W) bool rasterised ``trace`` (red), the prompt points (white
+    dots) and box (white), and ``label`` with the predicted IoU."""
+    out = overlay_mask(image, prediction.mask, PALETTE[0], alpha=0.5)
+    out = overlay_mask(out, trace, (255, 40, 40), alpha=1.0)
+    radius = max(3, round(image.shape[0] / 160))
+    for x, y in np.rint(prompt.points).astype(int):
+        cv2.circle(out, (int(x), int(y)), radius, (255, 255, 255), thickness=-1, lineType=cv2.LINE_AA)
+        cv2.circle(out, (int(x), int(y)), radius, (0, 0, 0), thickness=1, lineType=cv2.LINE_AA)
+    if prompt.box is not None:
+        x0, y0, x1, y1 = np.rint(prompt.box).astype(int)
+        cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), (255, 255, 255), thickness=max(1, radius // 2))
+    return draw_label(out, f"{label} (predicted IoU {prediction.score:.2f})")
 
 
 def segment_traces(objects: list[TracedObject], images: dict[int, np.ndarray], segmenter: Segmenter, *,
@@ -71,13 +88,16 @@ def segment_traces(objects: list[TracedObject], images: dict[int, np.ndarray], s
 
 
 def make_trace_masks(workdir: WorkDir, segmenter: Segmenter, *, config: TracePromptConfig = TracePromptConfig(),
-                     seed: int = 0, overlays: str | os.PathLike | None = None, process_index: int = 0,
-                     num_processes: int = 1, progress: bool = False) -> StageReport:
+                     seed: int = 0, overlays: str | os.PathLike | None = None, overwrite: bool = False,
+                     process_index: int = 0, num_processes: int = 1, progress: bool = False) -> StageReport:
     """Stage 2 for this process's share of the videos stage 1 finished (module docstring).
 
     Args:
         overlays: also write ``<overlays>/<key>/<object_id>.png`` for people to check the masks.
     """
+    workdir.begin_stage("trace-masks", {"segmenter": type(segmenter).__name__, **segmenter.settings(),
+                                        "prompt": config, "seed": seed},
+                        overwrite=overwrite, process_index=process_index, num_processes=num_processes)
     report = StageReport("trace-masks")
 
     def work(key: str) -> int:

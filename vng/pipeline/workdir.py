@@ -12,32 +12,57 @@ Layout (``WORKDIR/``)::
     tasks/<key>/frames/<frame_id>.jpg     frames the tasks show, at the video's size
     tasks/<key>/masks/<id>/<frame_id>.png the propagated rough masks, 0/1
     tasks/<key>/traces/<id>.png           the traces rasterised on their keyframes, 0/1
+    stages.json                           the settings each stage ran with
     summary.json                          the last run's report (summary.<i>-of-<n>.json per process when sharded)
 
 ``<key>`` names a video safely on any file system (:func:`video_key`). A stage has finished a video when the
 video's output file of that stage exists: every file is written atomically (a temporary file renamed over the
 target), the stage's record file last, so a killed run leaves finished videos whole and resumes with the first
 unfinished one; the temporary files a kill leaves behind are deleted when the video is taken up again. A work
-folder belongs to one source and one set of settings: a finished video is never redone, so other settings need
-another folder (or the later stages' files deleted).
+folder holds one run: each stage records its settings (its inputs, its method, segmenter and configs) in
+``stages.json`` (:meth:`WorkDir.begin_stage`), and a stage asked to run with other settings is refused, saying
+what differs, unless it is told to overwrite: then it deletes its own and the later stages' results (of this
+process's share of the videos) and runs again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
-from vng.io.common import FormatError, write_json
-from vng.io.outputs import remove_stale_temporaries
+from vng.io.common import FormatError, read_json, write_json
+from vng.io.outputs import OutputConflict, remove_stale_temporaries
+from vng.io.tasks import TASKS_FILE
 
-__all__ = ["video_key", "shard_of", "WorkDir", "Problem", "StageReport", "run_per_video", "write_summary"]
+__all__ = ["STAGES", "video_key", "shard_of", "stage_settings", "WorkDir", "Problem", "StageReport", "run_per_video",
+           "write_summary"]
+
+STAGES = ("objects", "trace-masks", "propagate", "candidates")  # in the order they run
+
+
+def stage_settings(value: Any) -> Any:
+    """``value`` (dataclasses, paths, sets, …) as plain JSON data, for :meth:`WorkDir.begin_stage` to record and
+    compare: dataclasses as their fields, sets sorted, anything else JSON cannot hold as its ``str``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(key): stage_settings(item) for key, item in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(stage_settings(item) for item in value)
+    if isinstance(value, (list, tuple)):
+        return [stage_settings(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 def video_key(video_name: str) -> str:
@@ -100,6 +125,51 @@ class WorkDir:
         for folder in (self.video_dir(key), self.video_task_dir(key)):
             remove_stale_temporaries(folder, recursive=True)
         shutil.rmtree(self.frame_cache(key), ignore_errors=True)
+
+    @property
+    def stages_file(self) -> Path:
+        return self.root / "stages.json"
+
+    def begin_stage(self, stage: str, settings: dict, *, overwrite: bool = False, process_index: int = 0,
+                    num_processes: int = 1) -> None:
+        """Record ``stage``'s settings, or find the same ones recorded: a stage never mixes results of two runs.
+
+        Raises:
+            OutputConflict: the stage ran here with other settings (the message says which differ), and
+                ``overwrite`` is off. With ``overwrite`` this process's share of the videos loses the stage's and
+                the later stages' results first (every process clears its own share, so sharded runs stay apart).
+        """
+        settings = stage_settings(settings)
+        recorded = read_json(self.stages_file) if self.stages_file.is_file() else {}
+        if overwrite:
+            for key in self.keys():
+                if shard_of(key, num_processes) == process_index:
+                    self.clear(key, stage)
+            (self.tasks_dir / TASKS_FILE).unlink(missing_ok=True)
+            for later in STAGES[STAGES.index(stage) + 1:]:
+                recorded.pop(later, None)
+        elif stage in recorded and recorded[stage] != settings:
+            before, now = recorded[stage], settings
+            differing = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+            shown = "; ".join(f"{k}: {json.dumps(before.get(k))} → {json.dumps(now.get(k))}" for k in differing)
+            raise OutputConflict(f"{self.root}: stage {stage!r} ran here with other settings ({shown}); use another "
+                                 "work folder, or overwrite to redo this stage and the later ones")
+        recorded[stage] = settings
+        write_json(self.stages_file, recorded, indent=1)
+
+    def clear(self, key: str, stage: str) -> None:
+        """Delete a video's results of ``stage`` and of the stages after it."""
+        first = STAGES.index(stage)
+        if first <= STAGES.index("candidates"):
+            self.tasks_part(key).unlink(missing_ok=True)
+            shutil.rmtree(self.video_task_dir(key), ignore_errors=True)
+        if first <= STAGES.index("propagate"):
+            self.probabilities_file(key).unlink(missing_ok=True)
+        if first <= STAGES.index("trace-masks"):
+            self.trace_masks_file(key).unlink(missing_ok=True)
+            shutil.rmtree(self.video_dir(key) / "trace_masks", ignore_errors=True)
+        if first == 0:
+            shutil.rmtree(self.video_dir(key), ignore_errors=True)
 
     def frame_cache(self, key: str) -> Path:
         """Where stage 3 keeps a video file's decoded frames while it propagates (removed afterwards)."""

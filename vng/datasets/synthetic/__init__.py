@@ -39,12 +39,8 @@ What is simplified on purpose (so users know what the sample data can and cannot
   blue square." Each narrative has one deliberately wrong ``noun_segments`` entry (a verb tagged as a noun), as the
   automatically tagged VidLN segments sometimes are.
 """
-from vng.datasets.synthetic.annotations import (
-                                                make_point_annotations,
-                                                make_pseudo_masks,
-                                                object_id_for,
-                                                sample_object_points,
-)
+from vng.datasets.synthetic.annotations import (make_point_annotations, make_pseudo_masks, object_id_for,
+                                                sample_object_points)
 from vng.datasets.synthetic.coco_png import PNG_CATEGORIES, PNGSample, make_png_sample
 from vng.datasets.synthetic.config import COLOURS, SHAPES, SampleDataConfig
 from vng.datasets.synthetic.generate import SampleData, SampleVideo, generate_sample_data
