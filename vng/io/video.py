@@ -68,6 +68,8 @@ class Video(abc.ABC):
     """A video file or a frame folder; see the module docstring. Build with :meth:`Video.open`."""
 
     path: Path
+    _size: tuple[int, int]  # set by each kind of video
+    _fps: float | None = None
 
     @staticmethod
     def open(path: str | os.PathLike, *, exact_length: bool = True) -> Video:
@@ -87,19 +89,19 @@ class Video(abc.ABC):
         return _FileVideo(path, exact_length=exact_length)
 
     @property
-    @abc.abstractmethod
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
+        return self._size
 
     @property
-    @abc.abstractmethod
     def fps(self) -> float | None:
         """Frames per second from the container; None for frame folders."""
+        return self._fps
 
     @property
-    @abc.abstractmethod
     def frame_names(self) -> list[str]:
-        """One name per frame: file stems for folders, ``f"{i:06d}"`` for video files."""
+        """One name per frame: file stems for folders, ``f"{i:06d}"`` (the Point-VOS frame ids) otherwise."""
+        return [frame_id(i) for i in range(len(self))]
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -150,18 +152,6 @@ class RenderedVideo(Video):
         height, width = np.asarray(frames[0]).shape[:2]
         return cls(lambda index: frames[index], len(frames), (width, height), name=name, fps=fps)
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def frame_names(self) -> list[str]:
-        return [frame_id(i) for i in range(self._num_frames)]
-
     def __len__(self) -> int:
         return self._num_frames
 
@@ -177,14 +167,6 @@ class _FolderVideo(Video):
         self.path = folder
         self._files = list_frame_files(folder)
         self._size = image_size(self._files[0], what="frame image")
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
-    def fps(self) -> None:
-        return None
 
     @property
     def frame_names(self) -> list[str]:
@@ -231,18 +213,6 @@ class _FileVideo(Video):
         if not capture.isOpened():
             raise FormatError("OpenCV cannot open this video", Location(str(self.path)))
         return capture
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def frame_names(self) -> list[str]:
-        return [frame_id(i) for i in range(len(self))]
 
     def __len__(self) -> int:
         if self._length is None:
