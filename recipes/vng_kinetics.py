@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from torch.utils.data import DataLoader
 
-from vng.benchmark.frames import MeanScores, ObjectScores
+from vng.benchmark.frames import MeanScores
+from vng.benchmark.grounding import vng_scores_from_frames
 from vng.datasets.synthetic import generate_sample_data
 from vng.datasets.vng_data import (ClipSampler, COCOPNGDataset, PointVOSVNGDataset, TransformConfig, VISVNGDataset,
                                    VNGCollator, eval_transforms, train_transforms)
@@ -253,14 +254,7 @@ def evaluate(accelerator: Accelerator, model: RFVNG, loader: DataLoader, dataset
         rows.append(accelerator.gather_for_metrics(scores[None].to(accelerator.device)).cpu())
     model.train()
     rows = torch.cat(rows).flatten(0, 1).numpy() if rows else np.zeros((0, 4))
-    rows = rows[rows[:, 0] >= 0]
-    objects = []
-    for item in np.unique(rows[:, 0]).astype(int):
-        mine = rows[rows[:, 0] == item]
-        expression = dataset.expressions[item]
-        objects.append(ObjectScores(expression.video, expression.expression.expression_id,
-                                    tuple(mine[:, 1].astype(int).tolist()), mine[:, 2], mine[:, 3]))
-    return MeanScores(tuple(objects))
+    return vng_scores_from_frames(rows, [(e.video, e.expression.expression_id) for e in dataset.expressions])
 
 
 # --- the chain --------------------------------------------------------------------------------------------------------

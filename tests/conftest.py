@@ -78,3 +78,30 @@ def vidln_files(tmp_path, vidln_record):
         pixels = rng.integers(0, 255, (FRAME_SIZE[1], FRAME_SIZE[0], 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"{name}.jpg")
     return path, frames
+
+
+@pytest.fixture(scope="session")
+def stcn_checkpoint(tmp_path_factory):
+    """A tiny random STCN saved with save_pretrained (for `vng segment`)."""
+    import torch
+
+    from vng.models.stcn import STCN, STCNConfig
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("stcn") / "ckpt"
+    STCN(STCNConfig.tiny()).eval().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory):
+    """The sample data (every format, seed 0) at a small size: 12-frame videos, 2 train / 1 val / 1 Kinetics video,
+    4 annotated frames per object. Shared by the session: copy the files a test changes."""
+    from vng.datasets.synthetic import SampleDataConfig, generate_sample_data
+    from vng.points import CandidateConfig
+
+    root = tmp_path_factory.mktemp("small_sample")
+    generate_sample_data(root, seed=0, config=SampleDataConfig(
+        num_frames=12, num_train_videos=2, num_val_videos=1, num_kinetics_videos=1, num_png_images=1,
+        candidates=CandidateConfig(min_distance=5.0, num_frames=4)))
+    return root

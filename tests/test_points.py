@@ -4,6 +4,7 @@ from scipy.spatial.distance import pdist
 
 from vng.points import (CandidateConfig, evenly_spaced_frames, sample_candidates, sample_object_candidates,
                         sample_points)
+from vng.types import Candidate, CandidateKind
 
 
 def disc_probability(height=480, width=854, centre=(400, 240), radius=120, band=15):
@@ -69,21 +70,35 @@ def test_evenly_spaced_frames(num_frames, count, expected):
 
 def test_candidates_per_frame_7_10_3_far_apart_across_kinds():
     probability = disc_probability()
-    candidates = sample_candidates(probability, rng=np.random.default_rng(0))
-    assert candidates.labels.tolist() == [1] * 7 + [0] * 10 + [-1] * 3
-    assert candidates.is_fg_candidate.tolist() == [True] * 7 + [False] * 13
-    assert pdist(candidates.xy).min() >= 20
-    values = probability[candidates.xy[:, 1].astype(int), candidates.xy[:, 0].astype(int)]
+    candidates = sample_candidates(probability, 4, rng=np.random.default_rng(0))
+    kinds = [c.kind for c in candidates]
+    assert kinds == [CandidateKind.FOREGROUND] * 7 + [CandidateKind.BACKGROUND] * 10 + [CandidateKind.UNCERTAIN] * 3
+    assert {c.frame_index for c in candidates} == {4}
+    xy = np.array([(c.x, c.y) for c in candidates])
+    assert pdist(xy).min() >= 20
+    values = probability[xy[:, 1], xy[:, 0]]
     assert (values[:7] >= 0.8).all() and (values[7:17] <= 0.2).all()
     assert ((values[17:] > 0.2) & (values[17:] < 0.8)).all()
 
 
-def test_object_candidates_on_ten_frames_give_200_points():
+def test_candidates_are_proposals_not_release_points():
+    # A candidate has a kind and no label: nothing unverified can pass for an ACCEPTED / REJECTED point.
+    candidate = sample_candidates(disc_probability(), 0, rng=np.random.default_rng(0))[0]
+    assert not hasattr(candidate, "labels") and not hasattr(candidate, "label")
+    with pytest.raises(TypeError):
+        Candidate(0, 1, 2, 1)  # a PointLabel-like int is not a kind
+
+
+def test_object_candidates_on_ten_frames_give_200_points_in_verification_order():
     probabilities = np.stack([disc_probability(120, 200, (60 + 5 * t, 60), 35, 6) for t in range(30)])
-    frames = sample_object_candidates(probabilities, rng=np.random.default_rng(0),
-                                      config=CandidateConfig(min_distance=10))
-    assert [f.frame_index for f in frames] == evenly_spaced_frames(30, 10)
-    assert sum(len(f.points) for f in frames) == 200
+    maps = {t: probabilities[t] for t in evenly_spaced_frames(30, 10)}
+    candidates = sample_object_candidates(maps, rng=np.random.default_rng(0), config=CandidateConfig(min_distance=10))
+    assert sorted({c.frame_index for c in candidates}) == evenly_spaced_frames(30, 10)
+    assert len(candidates) == 200
+    # all 70 foreground candidates over the 10 frames first, then 100 background, then 30 uncertain
+    assert [c.kind for c in candidates] == ([CandidateKind.FOREGROUND] * 70 + [CandidateKind.BACKGROUND] * 100
+                                            + [CandidateKind.UNCERTAIN] * 30)
+    assert [c.frame_index for c in candidates[:70]] == sorted(c.frame_index for c in candidates[:70])
 
 
 def test_candidate_thresholds_are_validated():

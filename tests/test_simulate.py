@@ -6,11 +6,11 @@ from scipy.spatial.distance import pdist
 from typer.testing import CliRunner
 
 from vng.cli import app
-from vng.datasets.simulate import (SimulationConfig, object_key, object_rng, parse_object_key, reference_points,
-                                   simulate_davis, simulate_ytvos)
+from vng.datasets.simulate import SimulationConfig, object_rng, simulate_davis, simulate_ytvos
 from vng.io.davis import write_davis_sequence, write_davis_split
 from vng.io.pointvos import read_pv_annotations, write_pv_annotations
 from vng.io.ytvos import YTVOSObject, write_ytvos_meta, write_ytvos_video
+from vng.protocol import object_key, parse_object_key, reference_points
 from vng.types import PointLabel
 
 WIDTH, HEIGHT, FRAMES = 64, 48, 6

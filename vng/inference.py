@@ -1,46 +1,36 @@
-"""The video segmentation session: the one interface every propagation method offers (init → prompt → propagate).
+"""The video segmentation session: the one interface every propagation method offers (init → prompt → propagate),
+and the one loop that runs a session over a whole video.
 
 Modelled on SAM 2's ``init_state`` → ``add_new_points_or_box`` → ``propagate_in_video``, with typed arguments::
 
-    session = method.start(Video.open("JPEGImages/480p/dog"))
+    session = build_method("flow").start(Video.open("JPEGImages/480p/dog"))
     session.add_points(0, 1, Points(xy=[[420, 240]], labels=[1]))    # object 1, one foreground click on frame 0
     for frame_index, masks in session.propagate():                      # frame 0, 1, 2, …
         masks[1]                                                        # (H, W) bool
 
 Object ids are small positive ints (the palette index the object gets in DAVIS-style PNGs). A method is anything
-with a ``name`` and a ``start(video)``; :data:`vng.baselines.METHODS` lists the ones the library ships.
+with a ``name`` and a ``start(video)``; :mod:`vng.methods` maps names to the ones the library ships.
 
-:class:`VideoSegmenter` is the session of STCN and Point-STCN (:mod:`vng.models.stcn`)::
-
-    model = load_stcn("checkpoints/point_stcn")                        # our folder, or an official stcn.pth
-    session = VideoSegmenter(model, Video.open("clip.mp4"), config=SegmenterConfig(max_memory_frames=32))
-    session.add_points(0, 1, Points(xy=[[420, 240], [100, 50]], labels=[1, 0]))
-    for frame_index, masks in session.propagate():
-        ...
+:func:`propagate_video` is how every caller runs a session over a video (``vng segment``, the benchmarks, the
+annotation pipeline): forward from the prompts, then backward from them, every (frame, object) covered once.
+:func:`label_map` merges objects into one id map with one rule for overlaps: the smallest mask wins.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Collection, Iterator, Protocol
 
+import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from vng.io.masks import write_mask_png
 from vng.io.video import Video
-from vng.models.backbones import IMAGENET_MEAN, IMAGENET_STD
-from vng.models.stcn import (STCN, STRIDE, KeyFeatures, MemoryBank, memory_readout, point_reference, render_points,
-                             soft_aggregate)
-from vng.types import PointLabel, Points
+from vng.types import Points
 
-__all__ = ["SegmentationSession", "Method", "Prompt", "PromptedSession", "SegmenterConfig", "VideoSegmenter",
-           "write_segmentation"]
+__all__ = ["SegmentationSession", "Method", "ObjectPrompt", "PromptedSession", "mask_to_probability",
+           "propagate_video", "label_map", "write_segmentation"]
 
 
 class SegmentationSession(Protocol):
@@ -63,6 +53,11 @@ class SegmentationSession(Protocol):
             there from its prompt.
         """
 
+    def propagate_probabilities(self, *, reverse: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        """As :meth:`propagate`, with each object's (H, W) float32 foreground probability in [0, 1] instead of its
+        mask: what the annotation pipeline thresholds into likely foreground, likely background and uncertain
+        regions to sample point candidates (Sec. 3.2)."""
+
 
 class Method(Protocol):
     """A segmentation method: a ``name`` (for reports) and a factory of sessions, one per video."""
@@ -73,94 +68,30 @@ class Method(Protocol):
         """A fresh session on ``video`` (frames are read from it lazily, never all at once)."""
 
 
-# --- STCN / Point-STCN ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SegmenterConfig:
-    """Inference settings of :class:`VideoSegmenter` (the model's own settings live in ``STCNConfig``)."""
-
-    size: int | None = 480  # shorter side the model sees: STCN evaluates at 480p; None = the frames' own size
-    top_k: int | None = 20  # STCN's inference top-k of the memory read; None = full softmax
-    memory_every: int = 5  # STCN's mem_every: a memory frame when this many frames passed since the last one
-    # Frames per memory bank, the reference included; the oldest other frame is evicted beyond it. 32 keeps all of
-    # a DAVIS sequence (<= 104 frames -> <= 22 memory frames: the official results) and bounds longer videos.
-    max_memory_frames: int | None = 32
-    autocast: bool = True  # float16 autocast, on CUDA only (STCN's evaluation default; CPUs gain nothing)
-    compile: bool = False  # torch.compile the encoders and decoder, on CUDA only (pays off on long videos)
-
-    def __post_init__(self) -> None:
-        if self.size is not None and self.size < STRIDE:
-            raise ValueError(f"size must be >= {STRIDE} or None, got {self.size}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1 or None, got {self.top_k}")
-        if self.memory_every < 1:
-            raise ValueError(f"memory_every must be >= 1, got {self.memory_every}")
-        if self.max_memory_frames is not None and self.max_memory_frames < 2:
-            raise ValueError(f"max_memory_frames must be >= 2 (the reference and one more) or None, got "
-                             f"{self.max_memory_frames}")
+ObjectPrompt = Points | np.ndarray  # what one object is prompted with on one frame: points, or an (H, W) bool mask
 
 
-@dataclass(frozen=True)
-class _FrameGeometry:
-    """Original frame <-> model input: resize to the shorter side ``size``, then pad to multiples of 16, centred
-    (STCN's ``pad_divide_by``; zeros after normalisation, i.e. the mean colour)."""
+def mask_to_probability(mask: np.ndarray, edge_width: float) -> np.ndarray:
+    """A binary mask as a probability map: 0.5 on its edge, ramping linearly to 1 inside and 0 outside over
+    ``edge_width`` px on either side (0: the mask as 0 / 1).
 
-    width: int
-    height: int
-    resized: tuple[int, int]  # (width, height) before padding
-    pad: tuple[int, int, int, int]  # left, right, top, bottom
+    Methods without probabilities of their own (the oracle, the flow baseline) give the pipeline this, so that
+    their uncertain region is the band where a mask's edge is drawn (a pixel off either way is a fair call).
 
-    @classmethod
-    def of(cls, width: int, height: int, size: int | None) -> _FrameGeometry:
-        factor = 1.0 if size is None else size / min(width, height)
-        resized = (max(int(round(width * factor)), 1), max(int(round(height * factor)), 1))
-        pad_w, pad_h = (-resized[0]) % STRIDE, (-resized[1]) % STRIDE
-        return cls(width, height, resized, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+    Args:
+        mask: (H, W) bool.
 
-    @property
-    def padded(self) -> tuple[int, int]:
-        """(H, W) of the model input."""
-        return self.resized[1] + self.pad[2] + self.pad[3], self.resized[0] + self.pad[0] + self.pad[1]
-
-    @property
-    def shorter_side(self) -> int:
-        return min(self.resized)
-
-    def image(self, frame: np.ndarray, device: torch.device) -> Tensor:
-        """(H, W, 3) uint8 RGB -> (1, 3, H', W') float32, ImageNet-normalised."""
-        frame = np.require(frame, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])  # torch wants writable memory
-        x = torch.from_numpy(frame).to(device).permute(2, 0, 1)[None].float() / 255
-        mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-        if self.resized != (self.width, self.height):
-            x = F.interpolate(x, size=self.resized[::-1], mode="bilinear", align_corners=False, antialias=True)
-        return F.pad((x - mean) / std, self.pad)
-
-    def mask(self, mask: np.ndarray, device: torch.device) -> Tensor:
-        """(H, W) bool -> (H', W') float32 0/1 (nearest neighbour, as STCN resizes masks)."""
-        x = torch.from_numpy(np.require(mask, bool, ["C_CONTIGUOUS", "WRITEABLE"])).to(device)[None, None].float()
-        if self.resized != (self.width, self.height):
-            x = F.interpolate(x, size=self.resized[::-1], mode="nearest-exact")
-        return F.pad(x, self.pad)[0, 0]
-
-    def points(self, xy: np.ndarray, device: torch.device) -> Tensor:
-        """(N, 2) (x, y) pixels of the original frame -> (N, 2) float32 pixels of the model input (pixel centres
-        map to pixel centres)."""
-        scale = np.array([self.resized[0] / self.width, self.resized[1] / self.height])
-        moved = (np.asarray(xy, np.float64) + 0.5) * scale - 0.5 + np.array([self.pad[0], self.pad[2]])
-        return torch.as_tensor(moved, dtype=torch.float32, device=device)
-
-    def to_frame(self, probabilities: Tensor) -> Tensor:
-        """(C, H', W') class probabilities -> (C, H, W) float32 at the original size (STCN: unpad, then resize the
-        probabilities bilinearly; the argmax comes after)."""
-        left, right, top, bottom = self.pad
-        x = probabilities[:, top:probabilities.shape[1] - bottom, left:probabilities.shape[2] - right].float()
-        if self.resized != (self.width, self.height):
-            x = F.interpolate(x[None], size=(self.height, self.width), mode="bilinear", align_corners=False)[0]
-        return x
-
-
-Prompt = Points | np.ndarray  # points, or an (H, W) bool mask
+    Returns:
+        (H, W) float32 in [0, 1].
+    """
+    mask = np.asarray(mask, bool)
+    if edge_width <= 0 or mask.all() or not mask.any():
+        return mask.astype(np.float32)
+    u8 = mask.view(np.uint8)
+    inside = cv2.distanceTransform(u8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # distance to the nearest background
+    outside = cv2.distanceTransform(1 - u8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # to the nearest object pixel
+    signed = np.where(mask, inside - 0.5, 0.5 - outside)  # the edge lies between the two pixel rows
+    return np.clip(0.5 + signed / (2 * edge_width), 0.0, 1.0).astype(np.float32)
 
 
 class PromptedSession:
@@ -170,7 +101,7 @@ class PromptedSession:
     def __init__(self, video: Video):
         self.video = video
         self._num_frames = len(video)
-        self._prompts: dict[int, dict[int, Prompt]] = {}
+        self._prompts: dict[int, dict[int, ObjectPrompt]] = {}
 
     @property
     def object_ids(self) -> list[int]:
@@ -181,6 +112,15 @@ class PromptedSession:
     def prompted_frames(self) -> list[int]:
         """The frames with prompts, sorted."""
         return sorted(self._prompts)
+
+    @property
+    def first_prompted_frames(self) -> dict[int, int]:
+        """Object id → the earliest frame it is prompted on."""
+        first: dict[int, int] = {}
+        for frame_index in sorted(self._prompts):
+            for object_id in self._prompts[frame_index]:
+                first.setdefault(object_id, frame_index)
+        return first
 
     def _check(self, frame_index: int, object_id: int) -> None:
         if not 0 <= frame_index < self._num_frames:
@@ -230,202 +170,93 @@ class PromptedSession:
         return range(min(self._prompts), self._num_frames)
 
 
-@dataclass
-class _PassState:
-    """What one :meth:`VideoSegmenter.propagate` pass carries from frame to frame."""
-
-    banks: list[MemoryBank] = field(default_factory=list)  # one per group of objects prompted on one frame
-    active: list[int] = field(default_factory=list)  # objects met so far, in the order of the output channels
-    last_memory_frame: int | None = None
-
-
-class VideoSegmenter(PromptedSession):
-    """STCN / Point-STCN on one video, behind the :class:`SegmentationSession` interface.
-
-    Prompts: :meth:`add_points` (Point-STCN: the reference frame's value is encoded from the points,
-    :func:`vng.models.stcn.point_reference`) or :meth:`add_mask` (STCN, e.g. from a pseudo-mask). :meth:`propagate`
-    streams the video frame by frame (one frame decoded at a time) forward from the earliest prompted frame, or
-    backward from the latest, with a fresh memory each pass:
-
-    - each frame is segmented from the memory: one :class:`~vng.models.stcn.MemoryBank` per group of objects
-      prompted on the same frame (their reference frame and the memory frames after it), read with top-k;
-      the objects' sigmoid probabilities are soft-aggregated and the argmax gives disjoint masks;
-    - on a prompted frame, mask prompts replace the prediction (and take their pixels from the other objects, as
-      STCN's YouTube-VOS inference does); points are encoded into the object's reference value and the object's
-      mask on that frame is read from that value itself; a re-prompted object leaves its old bank;
-    - a memory frame is added on every prompted frame and when ``memory_every`` frames passed since the last one
-      (never on the pass's last frame); each bank keeps at most ``max_memory_frames`` frames, its reference always
-      among them, so memory does not grow with the video.
-
-    The model runs on its own device, in eval mode (the session sets it); fp16 autocast and ``torch.compile``
-    (config) only on CUDA.
-    """
-
-    def __init__(self, model: STCN, video: Video, *, config: SegmenterConfig = SegmenterConfig()):
-        super().__init__(video)
-        self.model = model.eval()
-        self.config = config
-        self.device = next(model.parameters()).device
-        width, height = video.size
-        self._geometry = _FrameGeometry.of(width, height, config.size)
-        self._state = _PassState()
-        on_cuda = self.device.type == "cuda"
-        compile_ = torch.compile if config.compile and on_cuda else (lambda function: function)
-        self._encode_key = compile_(model.encode_key)
-        self._encode_value = compile_(model.encode_value)
-        self._decode = compile_(model.decode)
-        if config.autocast and on_cuda:
-            self._autocast = lambda: torch.autocast("cuda", dtype=torch.float16)
-        else:
-            self._autocast = contextlib.nullcontext
-
-    # --- memory, as seen from outside ------------------------------------------------------------------------------
-
-    @property
-    def memory_frames(self) -> dict[int, tuple[int, ...]]:
-        """Object id -> the frames in its memory bank, in the current (or last) pass."""
-        return {object_id: bank.frames for bank in self._state.banks for object_id in bank.object_ids}
-
-    @property
-    def memory_nbytes(self) -> int:
-        """Bytes held by the memory banks of the current (or last) pass."""
-        return sum(bank.nbytes for bank in self._state.banks)
-
-    # --- propagation -----------------------------------------------------------------------------------------------
+    # Binary methods: the edge band of mask_to_probability, as a fraction of the frame's shorter side (5 px at 480p).
+    soft_edge: float = 0.01
 
     def propagate(self, *, reverse: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
-        """Segment the video frame by frame (see :meth:`SegmentationSession.propagate` and the class docstring).
-
-        Yields:
-            ``(frame_index, {object_id: (H, W) bool})``; the masks of one frame are disjoint (one argmax).
-        """
-        return self._propagate(reverse, soft=False)
+        raise NotImplementedError
 
     def propagate_probabilities(self, *, reverse: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
-        """As :meth:`propagate`, with each object's probability instead of its mask: what the annotation pipeline
-        thresholds into likely foreground, likely background and uncertain regions to sample points (Sec. 3.2).
-
-        Yields:
-            ``(frame_index, {object_id: (H, W) float32 in [0, 1]})``; with the background's, they sum to 1.
-        """
-        return self._propagate(reverse, soft=True)
-
-    def _propagate(self, reverse: bool, *, soft: bool) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
-        order = self._frame_order(reverse)
-        self._state = _PassState()
-        return self._frames(order, soft=soft)
-
-    def _frames(self, order: range, *, soft: bool) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
-        for frame_index in order:
-            # The step runs under inference mode / autocast; the caller's code between frames does not.
-            yield frame_index, self._step(frame_index, is_last=frame_index == order[-1], soft=soft)
-
-    @torch.inference_mode()
-    def _step(self, frame_index: int, *, is_last: bool, soft: bool) -> dict[int, np.ndarray]:
-        state, config = self._state, self.config
-        prompts = self._prompts.get(frame_index, {})
-        image = self._geometry.image(self.video[frame_index], self.device)
-        with self._autocast():
-            features = self._encode_key(image)
-            for bank in state.banks:  # a re-prompted object starts again from its new prompt
-                bank.remove(list(prompts))
-            state.banks = [bank for bank in state.banks if bank.object_ids]
-            probabilities: dict[int, Tensor] = {}  # object id -> (H', W') sigmoid probability on this frame
-            for bank in state.banks:
-                logits = self._decode(bank.read(features.key, top_k=config.top_k), features)[0]
-                probabilities.update(zip(bank.object_ids, torch.sigmoid(logits).float()))
-            masks = {object_id: self._geometry.mask(prompt, self.device) for object_id, prompt in prompts.items()
-                     if isinstance(prompt, np.ndarray)}
-            point_values = self._apply_points(prompts, probabilities, masks, image, features)
-            if masks:  # a mask prompt takes its pixels from every other object (STCN's YouTube-VOS inference)
-                free = 1 - torch.stack(list(masks.values())).amax(0)
-                probabilities = {object_id: p * free for object_id, p in probabilities.items()}
-                probabilities.update(masks)
-            state.active += [object_id for object_id in prompts if object_id not in state.active]
-            stacked = torch.stack([probabilities[object_id] for object_id in state.active])[None]
-            final = torch.softmax(soft_aggregate(stacked), dim=1)  # (1, O + 1, H', W'), channel 0 background
-            due = state.last_memory_frame is None or abs(frame_index - state.last_memory_frame) >= config.memory_every
-            if (prompts or due) and not is_last:
-                self._memorise(frame_index, prompts, image, features, final, point_values)
-        probabilities = self._geometry.to_frame(final[0])  # (O + 1, H, W)
-        channels = enumerate(state.active, start=1)
-        if soft:
-            array = probabilities.cpu().numpy()
-            return {object_id: array[channel] for channel, object_id in channels}
-        labels = probabilities.argmax(0).cpu().numpy()
-        return {object_id: labels == channel for channel, object_id in channels}
-
-    def _apply_points(self, prompts: dict[int, Prompt], probabilities: dict[int, Tensor], masks: dict[int, Tensor],
-                      image: Tensor, features: KeyFeatures) -> Tensor | None:
-        """Point prompts: encode each object's reference value from its points (the other objects' probabilities
-        and mask prompts on this frame count as negative evidence too) and read the object's probability on this
-        frame from that value into ``probabilities``. Returns the values (1, P, C_v, h, w) in prompt order, or None
-        without point prompts."""
-        points = {object_id: prompt for object_id, prompt in prompts.items() if isinstance(prompt, Points)}
-        if not points:
-            return None
-        size, model_config = self._geometry.padded, self.model.config
-        radius = model_config.point_radius * self._geometry.shorter_side
-
-        def render(selected: Points) -> Tensor:
-            return render_points(self._geometry.points(selected.xy, self.device), size, radius=radius,
-                                 shape=model_config.point_shape)
-
-        foreground = torch.stack([render(p.with_label(PointLabel.FOREGROUND)) for p in points.values()])
-        background = torch.stack([render(p.with_label(PointLabel.BACKGROUND)) for p in points.values()])
-        own, others = point_reference(foreground, background)
-        known = [*probabilities.values(), *masks.values()]
-        if known:  # objects already known on this frame are not these objects either
-            others = (others + torch.stack(known).sum(0)).clamp(0, 1)
-        values = self._encode_value(image, features.f16, own[None], others[None])
-        readout = memory_readout(features.key.flatten(2), values.flatten(3), features.key, top_k=self.config.top_k)
-        probabilities.update(zip(points, torch.sigmoid(self._decode(readout, features)[0]).float()))
-        return values
-
-    def _memorise(self, frame_index: int, prompts: dict[int, Prompt], image: Tensor, features: KeyFeatures,
-                  final: Tensor, point_values: Tensor | None) -> None:
-        """Add this frame to every bank and start a bank for the objects prompted here."""
-        state = self._state
-        values = self._encode_value(image, features.f16, final[:, 1:])[0]  # (O, C_v, h, w), STCN's others channel
-        channel = {object_id: index for index, object_id in enumerate(state.active)}
-        key = features.key[0]
-        for bank in state.banks:
-            bank.add(frame_index, key, values[[channel[object_id] for object_id in bank.object_ids]])
-        if prompts:
-            pointed = [object_id for object_id, prompt in prompts.items() if isinstance(prompt, Points)]
-            reference = torch.stack([point_values[0, pointed.index(object_id)] if object_id in pointed
-                                     else values[channel[object_id]] for object_id in prompts])
-            bank = MemoryBank(list(prompts), capacity=self.config.max_memory_frames)
-            bank.add(frame_index, key, reference)
-            state.banks.append(bank)
-        state.last_memory_frame = frame_index
+        """The masks of :meth:`propagate` as probabilities (:func:`mask_to_probability`); methods with
+        probabilities of their own override this."""
+        edge = self.soft_edge * min(self.video.size)
+        for frame_index, masks in self.propagate(reverse=reverse):
+            yield frame_index, {object_id: mask_to_probability(mask, edge) for object_id, mask in masks.items()}
 
 
-def write_segmentation(session: VideoSegmenter, out: str | os.PathLike) -> int:
-    """Propagate a prompted session over its whole video and write one palette PNG per frame,
-    ``<out>/<frame name>.png`` (pixel value = object id, 0 = background).
+def propagate_video(session: PromptedSession, *, probabilities: bool = False,
+                    frames: Collection[int] | None = None) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+    """Run a prompted session over its video: forward from the earliest prompted frame to the end, then backward
+    from the latest prompted frame to frame 0, each (frame, object) taken from the pass that reaches it from the
+    object's own prompt (the forward pass from an object's first prompted frame on, the backward pass before it).
 
-    Forward from the earliest prompted frame, then backward from it when that is not frame 0, so that every frame
-    gets a mask (the benchmark protocol's order). Returns the number of files written.
+    Frames are yielded once each, with every object: forward-only frames as they come, then the rest in reverse
+    order. The forward results of frames that still wait for an object's backward pass (those between the earliest
+    and the latest first-prompted frame) are held until then: nothing is held when all objects are prompted on one
+    frame.
+
+    Args:
+        session: prompted (:meth:`PromptedSession.add_points` / ``add_mask``).
+        probabilities: yield ``propagate_probabilities`` maps ((H, W) float32) instead of masks.
+        frames: yield only these frames, and stop each pass once it is past the last of them in its direction
+            (the annotation pipeline keeps 10 frames; the PV-Oops benchmark scores 3).
+
+    Yields:
+        ``(frame_index, {object_id: (H, W) mask or probability})``.
+    """
+    first = session.first_prompted_frames
+    if not first:
+        raise ValueError("add points or a mask before propagating")
+    wanted = None if frames is None else set(frames)
+    if wanted is not None and not wanted:
+        return
+    latest = max(first.values())
+    run = session.propagate_probabilities if probabilities else session.propagate
+    held: dict[int, dict[int, np.ndarray]] = {}
+    for frame_index, results in run():
+        if wanted is None or frame_index in wanted:
+            if frame_index < latest:
+                held[frame_index] = results  # objects prompted later still need their backward pass here
+            else:
+                yield frame_index, results
+        if wanted is not None and frame_index >= max(wanted):
+            break
+    if latest == 0 or (wanted is not None and min(wanted) >= latest):
+        yield from sorted(held.items(), reverse=True)
+        return
+    for frame_index, results in run(reverse=True):
+        if frame_index >= latest:
+            continue  # the forward pass covered it
+        if wanted is None or frame_index in wanted:
+            merged = held.pop(frame_index, {})
+            merged.update({object_id: value for object_id, value in results.items() if first[object_id] > frame_index})
+            yield frame_index, merged
+        if wanted is not None and frame_index <= min(wanted):
+            break
+
+
+def label_map(masks: dict[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """One (H, W) uint8 id map from ``{object id: (H, W) bool}``; where objects overlap, the smallest mask on this
+    frame wins (it is painted last; ties: the higher id), so that a large, loose mask cannot swallow a small object.
+    """
+    labels = np.zeros(shape, np.uint8)
+    for object_id in sorted(masks, key=lambda k: (-int(np.count_nonzero(masks[k])), k)):
+        labels[masks[object_id]] = object_id
+    return labels
+
+
+def write_segmentation(session: PromptedSession, out: str | os.PathLike, *,
+                       frame_names: list[str] | None = None) -> int:
+    """Run a prompted session over its whole video (:func:`propagate_video`) and write one palette PNG per frame,
+    ``<out>/<frame name>.png`` (pixel value = object id, 0 = background; overlaps: :func:`label_map`).
+
+    Returns the number of files written.
     """
     out = Path(out)
-    names = session.video.frame_names
+    names = frame_names or session.video.frame_names
     width, height = session.video.size
-    start = min(session.prompted_frames) if session.prompted_frames else 0
     written = 0
-
-    def write(frame_index: int, masks: dict[int, np.ndarray]) -> None:
-        labels = np.zeros((height, width), np.uint8)
-        for object_id, mask in masks.items():  # disjoint
-            labels[mask] = object_id
-        write_mask_png(out / f"{names[frame_index]}.png", labels)
-
-    for frame_index, masks in session.propagate():
-        write(frame_index, masks)
+    for frame_index, masks in propagate_video(session):
+        write_mask_png(out / f"{names[frame_index]}.png", label_map(masks, (height, width)))
         written += 1
-    if start > 0:
-        for frame_index, masks in session.propagate(reverse=True):
-            if frame_index < start:
-                write(frame_index, masks)
-                written += 1
     return written

@@ -12,14 +12,15 @@ Maximum packing is NP-hard; this finds the optimum on the shapes where it matter
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import cv2
 import numpy as np
 
-from vng.types import FramePoints, PointLabel, Points
+from vng.types import Candidate, CandidateKind
 
-__all__ = ["sample_points", "evenly_spaced_frames", "CandidateConfig", "sample_candidates",
-           "sample_object_candidates"]
+__all__ = ["sample_points", "evenly_spaced_frames", "CandidateConfig", "sample_region_candidates",
+           "sample_candidates", "sample_object_candidates"]
 
 # Dense regions are sampled by throwing darts at the whole frame (no pixel list needed): worth it above this share.
 _DART_MIN_FRACTION = 0.15
@@ -154,33 +155,39 @@ class CandidateConfig:
                              f"{self.high_threshold}")
 
 
-def sample_candidates(probability: np.ndarray, *, config: CandidateConfig = CandidateConfig(),
-                      rng: np.random.Generator) -> Points:
-    """Candidates of one frame from an object's (H, W) foreground probability map.
-
-    Returns :class:`Points` whose ``labels`` hold the proposed kind (1 foreground, 0 background, -1 uncertain) and
-    ``is_fg_candidate`` marks the foreground candidates, as the release stores them; verification replaces the labels
-    with verdicts. Foreground candidates are chosen first, then background, then uncertain, each kind keeping
-    ``min_distance`` to all points chosen before.
-    """
-    probability = np.asarray(probability, np.float32)
-    regions = ((probability >= config.high_threshold, config.num_foreground, PointLabel.FOREGROUND),
-               (probability <= config.low_threshold, config.num_background, PointLabel.BACKGROUND),
-               ((probability > config.low_threshold) & (probability < config.high_threshold), config.num_uncertain,
-                PointLabel.AMBIGUOUS))
+def sample_region_candidates(foreground: np.ndarray, background: np.ndarray, uncertain: np.ndarray,
+                             frame_index: int, *, config: CandidateConfig = CandidateConfig(),
+                             rng: np.random.Generator) -> list[Candidate]:
+    """Candidates of one frame from its three (H, W) bool regions: ``config.num_foreground`` from ``foreground``
+    first, then background, then uncertain, each kind keeping ``min_distance`` to every point chosen before."""
     chosen = np.zeros((0, 2), np.float32)
-    labels: list[int] = []
-    for region, count, label in regions:
+    candidates: list[Candidate] = []
+    for region, count, kind in ((foreground, config.num_foreground, CandidateKind.FOREGROUND),
+                                (background, config.num_background, CandidateKind.BACKGROUND),
+                                (uncertain, config.num_uncertain, CandidateKind.UNCERTAIN)):
         points = sample_points(region, count, min_distance=config.min_distance, rng=rng, exclude=chosen)
         chosen = np.concatenate([chosen, points])
-        labels += [int(label)] * len(points)
-    labels_array = np.asarray(labels, np.int8)
-    return Points(chosen, labels_array, labels_array == PointLabel.FOREGROUND)
+        candidates += [Candidate(frame_index, int(x), int(y), kind) for x, y in points]
+    return candidates
 
 
-def sample_object_candidates(probabilities, *, config: CandidateConfig = CandidateConfig(),
-                             rng: np.random.Generator) -> list[FramePoints]:
-    """Candidates for one object on ``config.num_frames`` evenly spaced frames of its (T, H, W) probability maps
-    (an array or a sequence of (H, W) maps); up to 200 points with the paper's defaults."""
-    frames = evenly_spaced_frames(len(probabilities), config.num_frames)
-    return [FramePoints(t, sample_candidates(probabilities[t], config=config, rng=rng)) for t in frames]
+def sample_candidates(probability: np.ndarray, frame_index: int, *, config: CandidateConfig = CandidateConfig(),
+                      rng: np.random.Generator) -> list[Candidate]:
+    """Candidates of one frame from an object's (H, W) foreground probability map: foreground where
+    p >= ``high_threshold``, background where p <= ``low_threshold``, uncertain in between
+    (:func:`sample_region_candidates`). They are proposals: an annotator's verdict makes them points."""
+    probability = np.asarray(probability, np.float32)
+    return sample_region_candidates(probability >= config.high_threshold, probability <= config.low_threshold,
+                                    (probability > config.low_threshold) & (probability < config.high_threshold),
+                                    frame_index, config=config, rng=rng)
+
+
+def sample_object_candidates(probabilities: Mapping[int, np.ndarray], *, config: CandidateConfig = CandidateConfig(),
+                             rng: np.random.Generator) -> list[Candidate]:
+    """Candidates for one object from its (H, W) probability maps on the frames to sample, ``{frame index: map}``
+    (Sec. 3.2: ``config.num_frames`` evenly spaced frames, :func:`evenly_spaced_frames`, known before propagation so
+    that only their maps are kept), in verification order (all foreground, then background, then uncertain); up to
+    200 with the paper's defaults. Frames are sampled in time order from the one ``rng``."""
+    candidates = [c for t in sorted(probabilities)
+                  for c in sample_candidates(probabilities[t], t, config=config, rng=rng)]
+    return sorted(candidates, key=lambda candidate: candidate.verification_order)

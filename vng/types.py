@@ -39,6 +39,17 @@ __all__ = [
     "VISVideo",
     "PNGSegment",
     "PNGNarrative",
+    "CandidateKind",
+    "Candidate",
+    "TaskFrame",
+    "VerificationTask",
+    "VerdictAction",
+    "VerdictEvent",
+    "OBJECT_SOURCES",
+    "LocationQuestion",
+    "TracedObject",
+    "TraceMask",
+    "ObjectProbabilities",
 ]
 
 
@@ -65,12 +76,27 @@ def parse_frame_id(value: str) -> int:
 
 
 def _as_array(value, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
-    array = np.asarray(value, dtype=dtype)
+    source = np.asarray(value)
+    target = np.dtype(dtype)
+    if source.size and target != bool and source.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got {source.dtype} values")
+    if source.size and target.kind in "iu":
+        # A plain cast would read 1.7 as 1, NaN as an arbitrary integer and 257 as 1 in int8: only whole numbers in
+        # the type's range are accepted.
+        if source.dtype.kind == "f" and not (np.isfinite(source).all() and (source == np.round(source)).all()):
+            raise ValueError(f"{name} must hold whole numbers, got {source[source != np.round(source)][:3]}")
+        info = np.iinfo(target)
+        if source.min() < info.min or source.max() > info.max:
+            raise ValueError(f"{name} must lie in [{info.min}, {info.max}], got [{source.min()}, {source.max()}]")
+    with np.errstate(over="ignore"):  # a number too large for float32 becomes inf, refused below
+        array = source.astype(target)
     if array.size == 0:
         array = array.reshape((0, *shape_tail))
     if array.ndim != 1 + len(shape_tail) or array.shape[1:] != shape_tail:
         raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape_tail))}), got {array.shape}"
                          if shape_tail else f"{name} must have shape (N,), got {array.shape}")
+    if target.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"{name} contains non-finite values")
     array.setflags(write=False)
     return array
 
@@ -103,8 +129,6 @@ class Points:
             raise ValueError(f"xy has {len(xy)} points but labels has {len(labels)}")
         if not np.isin(labels, (-1, 0, 1)).all():
             raise ValueError(f"labels must be -1 (ambiguous), 0 (background) or 1 (foreground), got {np.unique(labels)}")
-        if not np.isfinite(xy).all():
-            raise ValueError("xy contains non-finite coordinates")
         object.__setattr__(self, "xy", xy)
         object.__setattr__(self, "labels", labels)
         if self.is_fg_candidate is not None:
@@ -146,9 +170,10 @@ class Points:
         return self.with_label(PointLabel.BACKGROUND)
 
     def outside(self, width: int, height: int) -> np.ndarray:
-        """(N,) bool: points whose pixel (rounded) falls outside a ``width`` x ``height`` frame."""
-        xy = np.rint(self.xy)
-        return (xy[:, 0] < 0) | (xy[:, 1] < 0) | (xy[:, 0] >= width) | (xy[:, 1] >= height)
+        """(N,) bool: points whose pixel falls outside a ``width`` x ``height`` frame. A point lies in pixel
+        ``floor(x), floor(y)`` (pixel i covers [i, i + 1)), so x = 159.9 is inside a 160-pixel-wide frame."""
+        x, y = self.xy[:, 0], self.xy[:, 1]
+        return (x < 0) | (y < 0) | (x >= width) | (y >= height)
 
 
 @dataclass(frozen=True, eq=False)
@@ -440,12 +465,6 @@ class NounObject:
     def text(self) -> str:
         return self.caption[self.span[0]:self.span[1]]
 
-    def runs_by_keyframe(self) -> dict[int, list[TraceRun]]:
-        grouped: dict[int, list[TraceRun]] = {}
-        for run in self.runs:
-            grouped.setdefault(run.keyframe_index, []).append(run)
-        return grouped
-
 
 # --- Video Narrative Grounding (OVIS-VNG, UVO-VNG; FORMATS.md §3) -------------------------------------------------
 
@@ -648,3 +667,387 @@ class PNGNarrative:
     def nouns(self) -> list[PNGSegment]:
         """The noun segments that are grounded to at least one panoptic segment."""
         return [segment for segment in self.segments if segment.is_noun and segment.segment_ids]
+
+
+# --- Point verification (Sec. 3.2, Fig. 4): candidates proposed by the pipeline, verdicts given by annotators ------
+
+class CandidateKind(enum.Enum):
+    """Where the pipeline proposed a candidate: its propagated probability was high, low, or in between.
+
+    A kind is a proposal, never a verdict: a candidate becomes a release point (:class:`PointLabel`) only through an
+    annotator's verdict. The values are how task files spell them; the order is the paper's verification order.
+    """
+
+    FOREGROUND = "foreground"  # p >= high threshold: shown to the annotator as "is this the object?"
+    BACKGROUND = "background"  # p <= low threshold
+    UNCERTAIN = "uncertain"  # in between: hard for the propagator, valuable once verified
+
+
+_KIND_ORDER = {CandidateKind.FOREGROUND: 0, CandidateKind.BACKGROUND: 1, CandidateKind.UNCERTAIN: 2}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point candidate: integer (x, y) pixels of the original frame ``frame_index``, and its proposed kind."""
+
+    frame_index: int
+    x: int
+    y: int
+    kind: CandidateKind
+
+    def __post_init__(self) -> None:
+        for name in ("frame_index", "x", "y"):
+            object.__setattr__(self, name, _check_int(getattr(self, name), name, minimum=0))
+        if not isinstance(self.kind, CandidateKind):
+            raise TypeError(f"kind must be a CandidateKind, got {self.kind!r}")
+
+    @property
+    def verification_order(self) -> tuple[int, int]:
+        """Sort key of the paper's order: every foreground candidate over the frames, then background, then
+        uncertain; frames in time order within a kind."""
+        return _KIND_ORDER[self.kind], self.frame_index
+
+
+def _check_inner_path(value, name: str, folder: str) -> None:
+    """A non-empty relative path that stays inside ``folder`` (no leading slash, no ``..``)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty relative path, got {value!r}")
+    if value.startswith(("/", "\\")) or ".." in value.replace("\\", "/").split("/"):
+        raise ValueError(f"{name} must be a path inside {folder}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TaskFrame:
+    """A frame of a verification task: its index and the files the tool shows, as paths relative to the task
+    folder (``mask``: the propagated rough mask, a 0/1 PNG; None where there is none)."""
+
+    frame_index: int
+    image: str
+    mask: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame_index", _check_int(self.frame_index, "frame_index", minimum=0))
+        for name in ("image", "mask"):
+            value = getattr(self, name)
+            if value is None and name == "mask":
+                continue
+            _check_inner_path(value, name, "the task folder")
+
+
+@dataclass(frozen=True)
+class VerificationTask:
+    """One object to verify (the unit an annotator is given): what it is, where it was traced, and its candidates.
+
+    Attributes:
+        object_id: the object's stable 32-hex id (it becomes the release's object id).
+        video_name: the release's ``video_name``; ``dataset`` / ``split``: where the release puts it.
+        object_name, question, question_hash, noun_span: the language link, as in :class:`ObjectAnnotation`.
+        frame_size: (width, height) of the video's frames.
+        keyframe: the frame the trace was drawn on, with ``mask`` = the trace rasterised (a 0/1 PNG).
+        frames: the frames the candidates lie on (10 evenly spaced ones, Sec. 3.2), in time order, each with its
+            rough mask.
+        candidates: in verification order (:attr:`Candidate.verification_order`); a verdict names a candidate by
+            its position in this tuple.
+    """
+
+    object_id: str
+    video_name: str
+    dataset: str
+    split: str
+    object_name: str
+    question: str
+    question_hash: str
+    noun_span: tuple[int, int] | None
+    frame_size: tuple[int, int]
+    keyframe: TaskFrame
+    frames: tuple[TaskFrame, ...]
+    candidates: tuple[Candidate, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("object_id", "video_name", "dataset", "split"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        for name in ("object_name", "question", "question_hash"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {type(getattr(self, name)).__name__}")
+        width, height = (_check_int(v, "frame_size", minimum=1) for v in self.frame_size)
+        object.__setattr__(self, "frame_size", (width, height))
+        if self.noun_span is not None:
+            start, end = (_check_int(v, "noun_span", minimum=0) for v in self.noun_span)
+            if not start < end <= len(self.question):
+                raise ValueError(f"noun_span {self.noun_span} is outside the question of length {len(self.question)}")
+            object.__setattr__(self, "noun_span", (start, end))
+        frames = tuple(self.frames)
+        indices = [frame.frame_index for frame in frames]
+        if any(b <= a for a, b in zip(indices, indices[1:])):
+            raise ValueError(f"frames must have strictly increasing frame_index, got {indices}")
+        candidates = tuple(self.candidates)
+        known = set(indices)
+        for position, candidate in enumerate(candidates):
+            if candidate.frame_index not in known:
+                raise ValueError(f"candidate {position} lies on frame {candidate.frame_index}, not one of the task's "
+                                 f"frames {indices}")
+            if candidate.x >= width or candidate.y >= height:
+                raise ValueError(f"candidate {position} at ({candidate.x}, {candidate.y}) is outside the "
+                                 f"{width}x{height} frame")
+        orders = [candidate.verification_order for candidate in candidates]
+        if orders != sorted(orders):
+            raise ValueError("candidates must be in verification order: foreground, background, then uncertain, "
+                             "frames in time order within a kind")
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "candidates", candidates)
+
+
+class VerdictAction(enum.Enum):
+    """What an annotator did: judged a candidate, took their last judgement back, or skipped the whole object."""
+
+    VERDICT = "verdict"
+    UNDO = "undo"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class VerdictEvent:
+    """One entry of the append-only verdict log that the verification tool writes (and the simulated annotator).
+
+    Undo is an event, not a deletion: it takes back the annotator's latest verdict on the object that is not yet
+    taken back (``candidate`` names it, for the record). A retried request carries the same ``event_id`` and
+    counts once.
+
+    Attributes:
+        event_id: unique per event (the client makes it, so a retry is recognised).
+        object_id: the task's object.
+        annotator: who (a name, not a secret).
+        action: :class:`VerdictAction`.
+        candidate: position in the task's ``candidates`` (VERDICT, UNDO); None for SKIP.
+        label: the verdict (VERDICT only): FOREGROUND = ACCEPTED (the object), BACKGROUND = REJECTED,
+            AMBIGUOUS.
+        time_ms: when the server stored it (ms since the epoch).
+        duration_ms: how long the annotator looked at the candidate before answering (VERDICT), or None.
+    """
+
+    event_id: str
+    object_id: str
+    annotator: str
+    action: VerdictAction
+    candidate: int | None
+    label: PointLabel | None
+    time_ms: int
+    duration_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("event_id", "object_id", "annotator"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not isinstance(self.action, VerdictAction):
+            raise TypeError(f"action must be a VerdictAction, got {self.action!r}")
+        object.__setattr__(self, "time_ms", _check_int(self.time_ms, "time_ms", minimum=0))
+        if self.duration_ms is not None:
+            object.__setattr__(self, "duration_ms", _check_int(self.duration_ms, "duration_ms", minimum=0))
+        if self.action is VerdictAction.SKIP:
+            if self.candidate is not None or self.label is not None:
+                raise ValueError("a skip names no candidate and no label")
+            return
+        object.__setattr__(self, "candidate", _check_int(self.candidate, "candidate", minimum=0))
+        if self.action is VerdictAction.VERDICT:
+            if self.label is None:
+                raise ValueError("a verdict needs a label")
+            object.__setattr__(self, "label", PointLabel(self.label))
+        elif self.label is not None:
+            raise ValueError("an undo carries no label")
+
+
+# --- The annotation pipeline (Sec. 3.2, Fig. 4): the records its stages hand each other ---------------------------
+
+OBJECT_SOURCES = ("narratives", "oops-qa")
+
+
+def _check_rle(rle, name: str, frame_size: tuple[int, int] | None = None) -> dict:
+    """A COCO RLE ``{"size": [h, w], "counts"}``, of a ``frame_size`` (width, height) frame when given."""
+    size = _rle_size(rle)
+    if not (isinstance(rle, dict) and "counts" in rle and isinstance(size, list) and len(size) == 2
+            and all(isinstance(v, int) and v > 0 for v in size)):
+        raise ValueError(f"{name} must be a COCO RLE {{'size': [h, w], 'counts': ...}}, got {rle!r:.60}")
+    if frame_size is not None and size != [frame_size[1], frame_size[0]]:
+        raise ValueError(f"{name} is {size[1]}x{size[0]}, the frame is {frame_size[0]}x{frame_size[1]}")
+    return rle
+
+
+def _check_span(span, name: str, text: str) -> tuple[int, int]:
+    start, end = (_check_int(v, name, minimum=0) for v in span)
+    if not start < end <= len(text):
+        raise ValueError(f"{name} {tuple(span)} is outside the text of length {len(text)}")
+    return start, end
+
+
+@dataclass(frozen=True)
+class LocationQuestion:
+    """An Oops-QA location-output question (FORMATS.md §2): its answer is an object, traced on one frame.
+
+    Attributes:
+        video_name: the Oops video, as the file names it (may carry a split prefix).
+        question_hash, question: link the object to the VidLN Oops-QA records, as the PV-Oops release keeps them.
+        trace_frame: the traced frame: an int (0-based decoded frame index) or a frame name (resolved like VidLN
+            keyframe names).
+        trace: COCO RLE ``{"size": [h, w], "counts"}`` of the rasterised answer trace on that frame.
+        object_name: what the answer names, when the file gives it ("" otherwise).
+    """
+
+    video_name: str
+    question_hash: str
+    question: str
+    trace_frame: int | str
+    trace: dict
+    object_name: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("video_name", "question_hash", "question"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if isinstance(self.trace_frame, bool) or not isinstance(self.trace_frame, (int, str)):
+            raise TypeError(f"trace_frame must be a frame index or a frame name, got {self.trace_frame!r}")
+        _check_rle(self.trace, "trace")
+
+    __hash__ = None  # holds a dict
+
+
+@dataclass(frozen=True)
+class TracedObject:
+    """An object the annotation pipeline annotates (stage 1's record): what names it, its video, where it was traced.
+
+    Attributes:
+        object_id: stable 32-hex id, derived from its source (narrative, actor and noun; or video and question),
+            so reruns give the same ids; it becomes the release's object id.
+        source: ``"narratives"`` (a noun of a VidLN caption) or ``"oops-qa"`` (a location-output question).
+        video_name: the release's ``video_name``; ``video_path``: the video file or frame folder it was read from.
+        dataset, split: where the release puts it ("Oops", "train").
+        num_frames, frame_size: the frames OpenCV decodes from the video and their (width, height).
+        object_name, question, question_hash, noun_span: the language link, as in :class:`ObjectAnnotation`
+            (``question``: the caption for narratives).
+        mentions: every (start, end) span of ``question`` that names this object (repeated mentions merged);
+            empty for oops-qa.
+        actor_name, vidln_id: the actor narrative and the narrative (narratives; "" and None for oops-qa).
+        keyframe_name: the traced frame as the source names it; ``keyframe``: its 0-based decoded frame index.
+        trace: COCO RLE ``{"size": [h, w], "counts"}`` of the trace rasterised on the keyframe.
+        trace_area: the pixels the rasterised trace covers.
+    """
+
+    object_id: str
+    source: str
+    video_name: str
+    video_path: str
+    dataset: str
+    split: str
+    num_frames: int
+    frame_size: tuple[int, int]
+    object_name: str
+    question: str
+    question_hash: str
+    noun_span: tuple[int, int] | None
+    mentions: tuple[tuple[int, int], ...]
+    actor_name: str
+    vidln_id: int | None
+    keyframe_name: str
+    keyframe: int
+    trace: dict
+    trace_area: int
+
+    def __post_init__(self) -> None:
+        if (not isinstance(self.object_id, str) or len(self.object_id) != 32
+                or any(c not in "0123456789abcdef" for c in self.object_id)):
+            raise ValueError(f"object_id must be 32 lower-case hex digits, got {self.object_id!r}")
+        if self.source not in OBJECT_SOURCES:
+            raise ValueError(f"source must be one of {OBJECT_SOURCES}, got {self.source!r}")
+        for name in ("video_name", "video_path", "dataset", "split", "keyframe_name"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        for name in ("object_name", "question", "question_hash", "actor_name"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {type(getattr(self, name)).__name__}")
+        object.__setattr__(self, "num_frames", _check_int(self.num_frames, "num_frames", minimum=1))
+        size = tuple(_check_int(v, "frame_size", minimum=1) for v in self.frame_size)
+        if len(size) != 2:
+            raise ValueError(f"frame_size must be (width, height), got {self.frame_size}")
+        object.__setattr__(self, "frame_size", size)
+        object.__setattr__(self, "keyframe", _check_int(self.keyframe, "keyframe", minimum=0))
+        if self.keyframe >= self.num_frames:
+            raise ValueError(f"keyframe {self.keyframe} is outside the {self.num_frames} frames of the video")
+        if self.noun_span is not None:
+            object.__setattr__(self, "noun_span", _check_span(self.noun_span, "noun_span", self.question))
+        object.__setattr__(self, "mentions", tuple(_check_span(span, "mentions[]", self.question)
+                                                   for span in self.mentions))
+        if self.vidln_id is not None:
+            object.__setattr__(self, "vidln_id", _check_int(self.vidln_id, "vidln_id"))
+        object.__setattr__(self, "trace", _check_rle(self.trace, "trace", self.frame_size))
+        object.__setattr__(self, "trace_area", _check_int(self.trace_area, "trace_area", minimum=1))
+
+    __hash__ = None  # holds a dict
+
+
+@dataclass(frozen=True)
+class TraceMask:
+    """Stage 2's record: an object's pseudo-mask on its keyframe, made from its trace by a promptable segmenter.
+
+    ``mask``: the 0/1 PNG, a path relative to the video's work folder; ``score``: the segmenter's predicted IoU
+    (None from segmenters that predict none, such as GrabCut); ``area``: the mask's pixels (0: the segmenter found
+    nothing, and the object is not propagated).
+    """
+
+    object_id: str
+    mask: str
+    score: float | None
+    area: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.object_id, str) or not self.object_id:
+            raise ValueError(f"object_id must be a non-empty string, got {self.object_id!r}")
+        _check_inner_path(self.mask, "mask", "the video's work folder")
+        if self.score is not None:
+            if isinstance(self.score, bool) or not isinstance(self.score, (int, float)):
+                raise TypeError(f"score must be a number or None, got {self.score!r}")
+            if not np.isfinite(self.score):
+                raise ValueError(f"score must be finite (None when there is none), got {self.score!r}")
+            object.__setattr__(self, "score", float(self.score))
+        object.__setattr__(self, "area", _check_int(self.area, "area", minimum=0))
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectProbabilities:
+    """Stage 3's record: an object's propagated foreground probability on the frames candidates are sampled from
+    (only those: Sec. 3.2 samples 10 evenly spaced frames, so the other frames' maps are never kept).
+
+    Attributes:
+        object_id: the object.
+        frames: (F,) the 0-based frame indices, strictly increasing.
+        maps: (F, H, W) uint8, probability × 255 rounded (1/255 steps are far finer than the 0.2 / 0.8 thresholds,
+            and a quarter of float32's memory).
+    """
+
+    object_id: str
+    frames: tuple[int, ...]
+    maps: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.object_id, str) or not self.object_id:
+            raise ValueError(f"object_id must be a non-empty string, got {self.object_id!r}")
+        frames = tuple(_check_int(v, "frames[]", minimum=0) for v in self.frames)
+        if any(b <= a for a, b in zip(frames, frames[1:])):
+            raise ValueError(f"frames must be strictly increasing, got {frames}")
+        maps = np.asarray(self.maps)
+        if maps.dtype != np.uint8 or maps.ndim != 3 or len(maps) != len(frames):
+            raise ValueError(f"maps must be (F={len(frames)}, H, W) uint8, got {maps.shape} {maps.dtype}")
+        maps.setflags(write=False)
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "maps", maps)
+
+    def probability(self, frame_index: int) -> np.ndarray:
+        """(H, W) float32 in [0, 1] on ``frame_index`` (one of :attr:`frames`)."""
+        return self.maps[self.frames.index(frame_index)].astype(np.float32) / 255.0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ObjectProbabilities):
+            return NotImplemented
+        return (self.object_id, self.frames) == (other.object_id, other.frames) and _arrays_equal(self.maps,
+                                                                                                    other.maps)
+
+    __hash__ = None

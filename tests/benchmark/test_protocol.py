@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from vng.baselines import FlowMethod, OracleMethod
-from vng.benchmark.protocol import merge_objects, run_point_benchmark
+from vng.methods import FlowMethod, OracleMethod
+from vng.benchmark.protocol import run_point_benchmark
+from vng.inference import PromptedSession, label_map
 from vng.cli import app
 from vng.datasets.simulate import SimulationConfig, simulate_davis
 from vng.io.davis import write_davis_sequence, write_davis_split
@@ -135,11 +136,11 @@ def test_missing_points_are_errors(davis, tmp_path):
                             processes=1, progress=False)
 
 
-def test_merge_objects_smallest_wins():
+def test_label_map_smallest_wins():
     big, small = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
     big[:3, :3] = True
     small[2:, 2:] = True
-    labels = merge_objects({1: small, 2: big}, (4, 4))
+    labels = label_map({1: small, 2: big}, (4, 4))
     assert labels[2, 2] == 1 and labels[0, 0] == 2 and labels[3, 3] == 1 and labels.dtype == np.uint8
 
 
@@ -185,8 +186,9 @@ class _TruthAfterReference:
     def start(self, video):
         method = self
 
-        class Session:
+        class Session(PromptedSession):
             def add_points(self, frame_index, object_id, points):
+                super().add_points(frame_index, object_id, points)
                 self.reference = frame_index
                 method.given.append((frame_index, object_id, len(points)))
 
@@ -196,7 +198,7 @@ class _TruthAfterReference:
                     yield t, {1: (method.labels[t] == 1) if t >= self.reference else np.zeros_like(method.labels[t],
                                                                                                    bool)}
 
-        return Session()
+        return Session(video)
 
 
 def test_pv_oops_benchmark_segments_each_object_both_ways_and_scores_its_sparse_frames(tmp_path):

@@ -220,8 +220,8 @@ def test_noun_segments_are_mostly_right_with_a_deliberate_error(narratives):
 
 def test_point_annotations_agree_with_the_masks(sample, davis_masks):
     # 10 evenly spaced frames including the first and the last (Sec. 3.1)
-    annotated = sorted({int(round(v)) for v in np.linspace(0, CONFIG.num_frames - 1, CONFIG.num_annotated_frames)})
-    assert len(annotated) == CONFIG.num_annotated_frames
+    annotated = sorted({int(round(v)) for v in np.linspace(0, CONFIG.num_frames - 1, CONFIG.candidates.num_frames)})
+    assert len(annotated) == CONFIG.candidates.num_frames
     for (dataset, split), name in PV_FILES.items():
         suffix = ".jsonl" if dataset == "Kinetics" else ".json"
         path = sample / dataset / f"{split}{suffix}"
@@ -246,11 +246,11 @@ def test_point_annotations_agree_with_the_masks(sample, davis_masks):
                 assert np.array_equal(points.xy, xy)  # integer pixels
                 on_object = mask[xy[:, 1], xy[:, 0]]
                 fg, bg = points.labels == PointLabel.FOREGROUND, points.labels == PointLabel.BACKGROUND
-                assert fg.sum() >= 3 and bg.sum() == CONFIG.num_bg_points
+                assert fg.sum() >= 3 and bg.sum() == CONFIG.candidates.num_background
                 assert on_object[fg].all() and not on_object[bg].any()
                 assert (points.labels == PointLabel.AMBIGUOUS).any()
                 distances = np.linalg.norm(points.xy[:, None] - points.xy[None], axis=-1)
-                assert distances[np.triu_indices(len(points), 1)].min() >= CONFIG.min_point_distance
+                assert distances[np.triu_indices(len(points), 1)].min() >= CONFIG.candidates.min_distance
                 assert np.array_equal(points.is_fg_candidate, fg)
 
 
@@ -375,7 +375,7 @@ def test_sampler_and_config_edge_cases():
     mask = np.zeros((HEIGHT, WIDTH), bool)
     mask[10:13, 10:13] = True  # 9 px: far too small for 7 fg points 5 px apart
     points = sample_object_points(mask, np.random.default_rng(0), CONFIG)
-    assert 1 <= (points.labels == PointLabel.FOREGROUND).sum() < CONFIG.num_fg_points
+    assert 1 <= (points.labels == PointLabel.FOREGROUND).sum() < CONFIG.candidates.num_foreground
     with pytest.raises(ValueError):
         SampleDataConfig(max_objects=9)
     with pytest.raises(ValueError):

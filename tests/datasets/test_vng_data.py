@@ -17,11 +17,12 @@ from torch.utils.data import DataLoader
 
 from vng.datasets.hf import convert_point_vos, convert_vng, load_oops_vng, load_point_vos
 from vng.datasets.synthetic import COLOURS, SampleDataConfig, generate_sample_data
-from vng.datasets.vng_data import (IMAGENET_MEAN, IMAGENET_STD, ClipSampler, COCOPNGDataset, PointVOSVNGDataset,
-                                   TransformConfig, VISVNGDataset, VNGBatch, VNGCollator, VNGSample, eval_transforms,
-                                   swap_left_right, train_transforms)
+from vng.datasets.vng_data import (ClipSampler, COCOPNGDataset, PointVOSVNGDataset, TransformConfig, VISVNGDataset,
+                                   VNGBatch, VNGCollator, VNGSample, eval_transforms, swap_left_right,
+                                   train_transforms)
 from vng.io.coco_png import read_panoptic_annotations, read_panoptic_png, read_png_narratives
 from vng.io.pointvos import pseudo_mask_path, read_pv_annotations, write_pv_annotations
+from vng.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 # The small config of tests/datasets/test_synthetic.py: 12 frames still allow 10 annotated frames.
 CONFIG = SampleDataConfig(num_frames=12, num_train_videos=3, num_val_videos=2, num_kinetics_videos=2,

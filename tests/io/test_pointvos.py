@@ -88,7 +88,7 @@ def test_points_checked_against_known_videos(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_text(json.dumps({"id1": record(x=40)}) + "\n")
     with pytest.raises(FormatError, match=r"a.jsonl:1: record 'id1': field 'annotated_points\[0\].x': point \(40, 4\) "
-                                          r"is outside 32x24"):
+                                          r"is outside the 32x24 frame"):
         read_pv_annotations(path, videos={"v": VideoRef("v", num_frames=5, width=32, height=24)})
     path.write_text(json.dumps({"id1": record(frame_id="000005")}) + "\n")
     with pytest.raises(FormatError, match="frame 000005 does not exist: video 'v' has 5 frames"):
@@ -124,10 +124,11 @@ def test_writer_refuses_duplicates_and_keeps_old_file(tmp_path):
     assert path.read_bytes() == before
 
 
-def test_float_coordinates_round_to_pixels(tmp_path):
+def test_float_coordinates_are_written_as_the_pixel_they_lie_in(tmp_path):
+    # pixel floor(x), floor(y): 2.6 lies in pixel 2; rounding would move it to pixel 3, outside a 3-pixel-high frame
     obj = ObjectAnnotation("id", "v", "dog", "q", "", (FramePoints(0, Points([[1.4, 2.6]], [1])),))
     path = tmp_path / "a.json"
     write_pv_annotations(path, [obj])
     (back,) = read_pv_annotations(path)
-    np.testing.assert_array_equal(back.frames[0].points.xy, [[1, 3]])
+    np.testing.assert_array_equal(back.frames[0].points.xy, [[1, 2]])
     assert back.frames[0].points.is_fg_candidate.tolist() == [True]

@@ -123,3 +123,24 @@ def test_write_frames_failure_keeps_old_frames(tmp_path):
     with pytest.raises(ValueError, match="frame 1 must be"):
         write_frames(tmp_path, [make_frames(1)[0], np.zeros((4, 4, 3), np.float32)], extension=".png")
     assert (tmp_path / "000001.png").read_bytes() == before and leftovers(tmp_path) == []
+
+
+def test_rendered_video_makes_frames_on_demand():
+    from vng.io.video import RenderedVideo
+
+    calls = []
+
+    def render(index):
+        calls.append(index)
+        return np.full((4, 6, 3), index, np.uint8)
+
+    video = RenderedVideo(render, 3, (6, 4))
+    assert len(video) == 3 and video.size == (6, 4) and video.frame_names == ["000000", "000001", "000002"]
+    assert video[-1][0, 0, 0] == 2 and calls == [2]
+    assert [int(frame[0, 0, 0]) for frame in video] == [0, 1, 2]
+    with pytest.raises(IndexError):
+        video[3]
+    frames = np.zeros((2, 5, 7, 3), np.uint8)
+    assert RenderedVideo.from_frames(frames).size == (7, 5)
+    with pytest.raises(ValueError):
+        RenderedVideo.from_frames([])

@@ -73,6 +73,15 @@ def test_malformed_json_line_and_skip_mode(tmp_path, vidln_record):
     assert len(report) == 2 and "bad.jsonl:3: record 9" in str(report.skipped[1])
 
 
+def test_a_narrative_given_twice_is_an_error_not_two_narratives(tmp_path, vidln_record):
+    path = _write(tmp_path, [json.dumps(vidln_record)] * 2)
+    with pytest.raises(FormatError, match=r"bad.jsonl:2: record 7: field 'vidln_id': vidln_id 7 was already given on "
+                                          "line 1"):
+        read_narratives(path, frame_size=(64, 48))
+    report = ReadReport()
+    assert len(read_narratives(path, frame_size=(64, 48), report=report)) == 1 and len(report) == 1
+
+
 def test_missing_keyframe_images(tmp_path, vidln_files):
     path, _ = vidln_files
     empty = tmp_path / "empty"

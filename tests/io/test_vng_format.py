@@ -251,6 +251,19 @@ def test_bad_videos_and_malformed_file(tmp_path):
         read_extra_masks(path)
 
 
+def test_two_videos_of_one_name_are_an_error(tmp_path):
+    # their tracks are looked up by video name: the second would be lost or mixed with the first
+    path = tmp_path / "vis.json"
+    videos, tracks, _ = dense_fixture()
+    write_vis_annotations(path, videos, tracks)
+    data = json.loads(path.read_text())
+    data["videos"].append({**data["videos"][0], "id": 2})
+    path.write_text(json.dumps(data))
+    with pytest.raises(FormatError, match=r"record 'videos\[1\]': field 'file_names': video name '5d24e4ea' is also "
+                                          "video 1's"):
+        read_vis_annotations(path)
+
+
 def test_writer_failure_keeps_old_file(tmp_path):
     videos, tracks, _ = dense_fixture()
     path = tmp_path / "extra_masks.json"

@@ -88,12 +88,22 @@ def test_video_writer_and_reader_errors(tmp_path):
         write_ytvos_video(tmp_path, "train", "v", frames, {"00009": np.zeros((24, 32), np.uint8)}, ["00000", "00005"])
     with pytest.raises(ValueError, match=r"frame '00005': mask shape \(3, 3\)"):
         write_ytvos_video(tmp_path, "train", "v", frames, {"00005": np.zeros((3, 3), np.uint8)}, ["00000", "00005"])
+    write_ytvos_video(tmp_path, "train", "w", frames, {}, ["00000", "00005"])
     folder = tmp_path / "train" / "Annotations" / "w"
     folder.mkdir(parents=True)
     Image.fromarray(np.zeros((24, 32), np.uint8), mode="P").save(folder / "00000.png")
     Image.fromarray(np.zeros((12, 32), np.uint8), mode="P").save(folder / "00005.png")
-    with pytest.raises(FormatError, match=r"video 'w' frame '00005': mask is 32x12") as info:
+    with pytest.raises(FormatError, match=r"video 'w' frame '00005': mask is 32x12, frame is 32x24") as info:
         read_ytvos_masks(tmp_path, "train", "w")
     assert "00005.png" in str(info.value)
+    # masks that agree with each other but not with their frames would put the points in the wrong pixel grid
+    for name in ("00000", "00005"):
+        Image.fromarray(np.zeros((12, 16), np.uint8), mode="P").save(folder / f"{name}.png")
+    with pytest.raises(FormatError, match=r"frame '00000': mask is 16x12, frame is 32x24"):
+        read_ytvos_masks(tmp_path, "train", "w")
+    for name in ("00000", "00005", "00009"):
+        Image.fromarray(np.zeros((24, 32), np.uint8), mode="P").save(folder / f"{name}.png")
+    with pytest.raises(FormatError, match="a mask without a frame"):
+        read_ytvos_masks(tmp_path, "train", "w")
     with pytest.raises(FormatError, match="no such frame folder"):
         ytvos_frame_paths(tmp_path, "valid", "w")

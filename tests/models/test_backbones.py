@@ -4,8 +4,8 @@ import pytest
 import torch
 from torchvision.ops import FrozenBatchNorm2d
 
-from vng.models.backbones import (IMAGENET_MEAN, IMAGENET_STD, EfficientNetLite0Backbone, ResNet50Backbone,
-                                  build_backbone)
+from vng.models.backbones import EfficientNetLite0Backbone, ResNet50Backbone, build_backbone
+from vng.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 
 def check_features(backbone, size=64):

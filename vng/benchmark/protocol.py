@@ -6,12 +6,11 @@
     print(result.format_table())                                   # Tab. 3 layout: mean, 1-point, ..., 10-point
 
 For each setting k and each sequence, one session of the method is started on the sequence's frames; every object
-gets the first k foreground points of its reference frame (:func:`vng.datasets.simulate.reference_points`; the
-settings are nested). The session propagates forward from the earliest reference frame and, when that is not frame
-0, backward from it too, so that every frame has a prediction. Objects are merged into one palette PNG per frame,
-``<out>/<k>-points/<sequence>/<frame>.png`` (values = mask ids of the object ids ``<sequence>_<mask id>``); where
-objects overlap, **the smallest mask on that frame wins** (it is painted last), so that a large, loose mask cannot
-swallow a small object.
+gets the first k foreground points of its reference frame (:func:`vng.protocol.reference_points`; the settings are
+nested). The session runs over the video with :func:`vng.inference.propagate_video` (forward from the reference
+frames, backward before them), so that every frame has a prediction. Objects are merged into one palette PNG per
+frame, ``<out>/<k>-points/<sequence>/<frame>.png`` (values = mask ids of the object ids ``<sequence>_<mask id>``);
+where objects overlap, the smallest mask on that frame wins (:func:`vng.inference.label_map`).
 
 Scoring is the semi-supervised DAVIS protocol (:func:`vng.benchmark.davis.evaluate_davis`, first and last frames
 excluded), with its CSVs in each setting's folder. An object whose reference frame r is not 0 is scored, as in the
@@ -24,32 +23,23 @@ number of points (as the paper's Fig. 2).
 from __future__ import annotations
 
 import csv
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Iterable, Sequence
 
-import cv2
 import numpy as np
-from tqdm import tqdm
 
 from vng.benchmark.davis import DavisResults, evaluate_davis, write_davis_csvs
-from vng.benchmark.frames import MeanScores, ObjectScores, default_processes
-from vng.datasets.simulate import parse_object_key, reference_points
-from vng.inference import Method
-from vng.io.common import FormatError, atomic_write
-from vng.io.masks import write_mask_png
+from vng.benchmark.frames import MeanScores, ObjectScores, run_jobs
+from vng.inference import Method, write_segmentation
+from vng.io.common import atomic_write
 from vng.io.video import Video
+from vng.protocol import SETTINGS, parse_object_key, reference_points
 from vng.types import ObjectAnnotation
 
-__all__ = ["SETTINGS", "SettingResult", "PointBenchmarkResult", "merge_objects", "segment_sequence",
-           "run_point_benchmark", "run_segmentation_jobs", "write_summary", "plot_j_and_f"]
-
-Job = TypeVar("Job")
-
-SETTINGS = (1, 2, 5, 10)  # reference points per object at test time (Sec. 4.1, Tab. 3)
+__all__ = ["SettingResult", "PointBenchmarkResult", "segment_sequence", "run_point_benchmark", "write_summary",
+           "plot_j_and_f"]
 
 
 @dataclass(frozen=True)
@@ -110,15 +100,6 @@ class PointBenchmarkResult:
         return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in (header, row))
 
 
-def merge_objects(masks: dict[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    """One (H, W) uint8 id map from ``{object id: (H, W) bool}``; the smallest mask wins where objects overlap
-    (ties: the higher id)."""
-    labels = np.zeros(shape, np.uint8)
-    for object_id in sorted(masks, key=lambda k: (-int(np.count_nonzero(masks[k])), k)):
-        labels[masks[object_id]] = object_id
-    return labels
-
-
 def segment_sequence(method: Method, frames: str | os.PathLike, objects: Sequence[ObjectAnnotation],
                      num_points: int, out: str | os.PathLike) -> int:
     """Segment one sequence from the first ``num_points`` reference points of each object and write one palette
@@ -127,28 +108,11 @@ def segment_sequence(method: Method, frames: str | os.PathLike, objects: Sequenc
     Returns:
         The number of frames written.
     """
-    video = Video.open(frames)
-    width, height = video.size
-    session = method.start(video)
+    session = method.start(Video.open(frames))
     for obj in objects:
         frame_index, points = reference_points(obj, num_points)
         session.add_points(frame_index, parse_object_key(obj.object_id)[1], points)
-    start = min(reference_points(obj, 1)[0] for obj in objects)
-    names, written = video.frame_names, 0
-    out = Path(out)
-
-    def write(frame_index: int, masks: dict[int, np.ndarray]) -> None:
-        write_mask_png(out / f"{names[frame_index]}.png", merge_objects(masks, (height, width)))
-
-    for frame_index, masks in session.propagate():
-        write(frame_index, masks)
-        written += 1
-    if start > 0:
-        for frame_index, masks in session.propagate(reverse=True):
-            if frame_index < start:  # later frames already come from the forward pass
-                write(frame_index, masks)
-                written += 1
-    return written
+    return write_segmentation(session, out)
 
 
 @dataclass(frozen=True)
@@ -161,32 +125,7 @@ class _Job:
 
 
 def _run(job: _Job) -> int:
-    try:
-        return segment_sequence(job.method, job.frames, job.objects, job.num_points, job.out)
-    except FormatError as error:  # its constructor takes the location apart: it does not survive the trip back
-        raise ValueError(str(error)) from None
-
-
-def _worker_init() -> None:
-    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would only oversubscribe
-
-
-def run_segmentation_jobs(run: Callable[[Job], int], jobs: Sequence[Job], costs: Sequence[int], processes: int,
-                          progress: bool) -> None:
-    """``run`` each job (it returns the frames it segmented), costliest first, over ``processes`` worker processes
-    (1: inline), with a progress bar in frames. ``run`` and the jobs are pickled to the workers."""
-    order = sorted(range(len(jobs)), key=lambda i: -costs[i])
-    with tqdm(total=sum(costs), unit="frame", desc="segmenting", disable=not progress) as bar:
-        if processes <= 1:
-            for i in order:
-                bar.update(run(jobs[i]))
-            return
-        # Fork server / spawn, not fork: the caller may run threads (OpenCV's pool) whose locks a fork would copy.
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(method),
-                                 initializer=_worker_init) as pool:
-            for future in as_completed([pool.submit(run, jobs[i]) for i in order]):
-                bar.update(future.result())
+    return segment_sequence(job.method, job.frames, job.objects, job.num_points, job.out)
 
 
 def _from_reference(scores: DavisResults, reference_frames: dict[str, int]) -> DavisResults:
@@ -246,7 +185,7 @@ def run_point_benchmark(method: Method, annotations: Iterable[ObjectAnnotation],
     """Run the Point-VOS DAVIS benchmark (module docstring) and write predictions, CSVs, summary and plot.
 
     Args:
-        method: e.g. ``METHODS["flow"]()``; pickled to worker processes.
+        method: e.g. ``build_method("flow")`` (:mod:`vng.methods`); pickled to worker processes.
         annotations: reference points, objects named ``<sequence>_<mask id>`` (``vng simulate-points --split val``).
         root: the DAVIS root (frames ``JPEGImages/<resolution>``, ground truth ``Annotations/<resolution>``).
         out: output folder; ``<out>/<k>-points/`` per setting.
@@ -270,8 +209,7 @@ def run_point_benchmark(method: Method, annotations: Iterable[ObjectAnnotation],
     jobs = [_Job(method, frames[s], tuple(by_sequence[s]), k, out / f"{k}-points" / s)
             for k in settings for s in sequences]
     costs = [len(Video.open(job.frames)) for job in jobs]
-    processes = default_processes() if processes is None else processes
-    run_segmentation_jobs(_run, jobs, costs, processes, progress)
+    run_jobs(_run, jobs, processes=processes, costs=costs, progress="segmenting" if progress else None, unit="frame")
 
     reference_frames = {obj.object_id: reference_points(obj, 1)[0] for s in sequences for obj in by_sequence[s]}
     results = []

@@ -9,7 +9,8 @@ One row = one object (one record of the release). The schema (:func:`point_vos_f
 
     object_id, video_name, object_name, question, question_hash: string
     noun_span:  [start, end] int32 character span of object_name in question, or null
-    video_path: string, the video relative to the root ("Oops/videos/train/<video_name>.mp4")
+    video_path: string, the video relative to the root ("Oops/videos/train/<video_name>.mp4"), or the release's
+        extracted frames of the object when there is no video ("Oops/train/JPEGImages/<object_id>")
     frames: list of one struct per annotated frame, in increasing frame_index:
         frame_id: "000042"; frame_index: int32 (0-based index of OpenCV-decoded frames)
         points_xy: list of [x, y] float32 pixels of the original frame
@@ -48,7 +49,8 @@ import yaml
 from datasets import Features, Image, List, Value
 
 from vng.io.common import FormatError, Location
-from vng.io.pointvos import pseudo_mask_path, pv_annotation_path, pv_video_path, read_pv_annotations
+from vng.io.pointvos import fg_candidate_flags, find_pv_frames, pseudo_mask_path, pv_annotation_path, pv_video_path
+from vng.io.pv_extracted import point_pngs_dir, read_pv_split
 from vng.io.video import read_frames
 from vng.types import FramePoints, ObjectAnnotation, Points, frame_id
 
@@ -96,15 +98,22 @@ def vng_features(*, embed_images: bool = False) -> Features:
 
 def _present_splits(root: Path, dataset: str) -> list[str]:
     splits = [split for split in SPLITS if any((root / dataset / f"{split}{suffix}").is_file()
-                                               for suffix in (".json", ".jsonl"))]
+                                               for suffix in (".json", ".jsonl"))
+              or point_pngs_dir(root, dataset, split).is_dir()]
     if not splits:
-        raise FileNotFoundError(f"no split file ({'/'.join(SPLITS)}.json[l]) in {root / dataset}")
+        raise FileNotFoundError(f"no split file ({'/'.join(SPLITS)}.json[l]) nor point PNGs (<split>/Annotations) in "
+                                f"{root / dataset}")
     return splits
 
 
 def _row(obj: ObjectAnnotation, root: Path, dataset: str, split: str, *, pseudo_masks: bool, embed_images: bool,
          image_format: str) -> dict:
-    video = pv_video_path(root, dataset, split, obj.video_name)
+    try:  # the video, or the release's extracted frames of the object
+        video = find_pv_frames(root, dataset, split, obj.video_name, obj.object_id)
+    except FormatError:
+        if embed_images:
+            raise
+        video = pv_video_path(root, dataset, split, obj.video_name)  # not read now: where the release puts it
     location = Location(str(video), record=obj.object_id)
     decoded = read_frames(video, obj.frame_indices, location) if embed_images else {}
     frames = []
@@ -112,7 +121,7 @@ def _row(obj: ObjectAnnotation, root: Path, dataset: str, split: str, *, pseudo_
         points = frame.points
         item = {"frame_id": frame_id(frame.frame_index), "frame_index": frame.frame_index,
                 "points_xy": points.xy.tolist(), "labels": points.labels.tolist(),
-                "is_fg_candidate": points.is_fg_candidate.tolist(), "image": None}
+                "is_fg_candidate": fg_candidate_flags(points).tolist(), "image": None}
         if embed_images:
             ok, encoded = cv2.imencode(_IMAGE_FORMATS[image_format],
                                        cv2.cvtColor(decoded[frame.frame_index], cv2.COLOR_RGB2BGR))
@@ -199,17 +208,17 @@ def _convert(root: str | os.PathLike, out_dir: str | os.PathLike, *, dataset: st
     if out_dir.resolve() in (root.resolve(), *root.resolve().parents):
         raise ValueError(f"out_dir {out_dir} contains the source root {root}: replacing it would delete the source")
     splits = list(splits) if splits is not None else _present_splits(root, dataset)
-    split_files = {split: pv_annotation_path(root, dataset, split) for split in splits}  # fail before any work
+    annotations = {split: read_pv_split(root, dataset, split) for split in splits}  # fail before any work
     features = _features(pseudo_masks=pseudo_masks, embed_images=embed_images)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         (work / "data").mkdir()
         split_infos = datasets.SplitDict()
-        for split, path in split_files.items():
-            objects = read_pv_annotations(path)  # drops records whose video_name is null, as the release says
+        for split, objects in annotations.items():  # without records whose video is unknown, as the release says
             if not objects:  # datasets cannot load a split without rows ("corresponds to no data")
-                warnings.warn(f"{path} has no usable objects: split {split!r} left out of {out_dir}", stacklevel=3)
+                warnings.warn(f"{root / dataset} has no usable objects in split {split!r}: split {split!r} left out "
+                              f"of {out_dir}", stacklevel=3)
                 continue
             rows = (_row(obj, root, dataset, split, pseudo_masks=pseudo_masks, embed_images=embed_images,
                          image_format=image_format) for obj in objects)
@@ -223,7 +232,7 @@ def _convert(root: str | os.PathLike, out_dir: str | os.PathLike, *, dataset: st
                 shard_path.rename(shard_path.with_name(f"{split}-{number:05d}-of-{len(written):05d}.parquet"))
             split_infos.add(datasets.SplitInfo(split, num_bytes=num_bytes, num_examples=len(objects)))
         if not split_infos:
-            raise ValueError(f"no usable objects in {', '.join(map(str, split_files.values()))}")
+            raise ValueError(f"no usable objects in splits {', '.join(splits)} of {root / dataset}")
         title = f"{dataset}-VNG" if pseudo_masks else f"PV-{dataset}"
         (work / "README.md").write_text(_card(title, features, split_infos, embed_images), encoding="utf-8")
         _replace_dir(work, out_dir, overwrite=overwrite)
@@ -240,7 +249,9 @@ def convert_point_vos(root: str | os.PathLike, out_dir: str | os.PathLike, *, da
     """Convert PV-Oops / PV-Kinetics annotations under ``root`` into a ``datasets`` parquet directory.
 
     Args:
-        root: holds ``<dataset>/<split>.json[l]`` and, for ``embed_images``, ``<dataset>/videos/<split>/*.mp4``.
+        root: holds ``<dataset>/<split>.json[l]`` and/or the point PNGs ``<dataset>/<split>/Annotations/``
+            (:func:`vng.io.pv_extracted.read_pv_split`) and, for ``embed_images``, the videos
+            ``<dataset>/videos/<split>/*.mp4`` or the extracted frames ``<dataset>/<split>/JPEGImages/<object_id>/``.
         out_dir: written atomically (a temporary directory beside it, renamed when complete); a failure leaves no
             partial ``out_dir`` and an existing one untouched.
         splits: default: those of ``train``/``val``/``test`` that have an annotation file.
@@ -303,16 +314,20 @@ def _load(path: str | os.PathLike, *, split: str, dataset: str, cache_dir: str |
     path = Path(path)
     if _is_converted(path):
         return datasets.load_dataset(str(path), split=split, cache_dir=None if cache_dir is None else str(cache_dir))
+    pngs = point_pngs_dir(path, dataset, split)
     try:
-        split_file = pv_annotation_path(path, dataset, split)
+        watched = [pv_annotation_path(path, dataset, split)]
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path} is neither a converted dataset (README.md with configs, data/*.parquet) nor "
-                                f"a Point-VOS root with {dataset}/{split}.json or {dataset}/{split}.jsonl") from None
-    # the converted copy depends on the annotation file, on the pseudo-masks (which exist, and their bytes when
-    # embedded) and, when embedding, on the videos
-    watched = [split_file]
+        if not pngs.is_dir():
+            raise FileNotFoundError(f"{path} is neither a converted dataset (README.md with configs, data/*.parquet) "
+                                    f"nor a Point-VOS root with {dataset}/{split}.json, {dataset}/{split}.jsonl or "
+                                    f"{pngs}") from None
+        watched = []
+    # the converted copy depends on the annotations (JSON, point PNGs), on the pseudo-masks (which exist, and their
+    # bytes when embedded) and, when embedding, on the videos or extracted frames
+    watched += [pngs]
     watched += [path / dataset / "pseudo_masks" / split] if pseudo_masks else []
-    watched += [path / dataset / "videos" / split] if embed_images else []
+    watched += [path / dataset / "videos" / split, path / dataset / split / "JPEGImages"] if embed_images else []
     cache = (Path(cache_dir) if cache_dir is not None
              else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vng")
     kind = "vng" if pseudo_masks else "point_vos"

@@ -258,7 +258,8 @@ class PointVOSClipDataset(PointClipDataset):
 
     Args:
         objects: the annotations (:func:`vng.io.pointvos.read_pv_annotations`).
-        videos: folder of ``<video_name>.mp4`` or ``<video_name>/`` frame folders (:func:`find_video`).
+        videos: folder of ``<video_name>.mp4`` or ``<video_name>/`` frame folders, or the release's extracted
+            frames ``<Dataset>/<split>/JPEGImages`` (``<object_id>/`` frame folders) (:func:`find_video`).
         masks: folder of dense targets ``<masks>/<object_id>/<frame_id>.png`` (0 background, > 0 object; the layout
             of :func:`vng.io.pointvos.pseudo_mask_path` under ``<Dataset>/pseudo_masks/<split>``), or None for
             points only. With masks, only frames that have one are used, and a reference needs a non-empty mask.
@@ -289,7 +290,7 @@ class PointVOSClipDataset(PointClipDataset):
         by_frame = {f.frame_index: f.points for f in obj.frames}
         chosen = [item.frames[p] for p in choose_clip_frames(item.references, self.config.num_frames,
                                                               self.config.max_gap, rng)]
-        video = find_video(self.videos, obj.video_name)
+        video = find_video(self.videos, obj.video_name, object_id=obj.object_id)
         location = Location(str(video), record=obj.object_id)
         decoded = read_frames(video, chosen, location)
         frames = [decoded[i] for i in chosen]

@@ -10,7 +10,7 @@ Two kinds of annotation come out, one record per object:
   background included.
 - **reference** (any other split): the test-time initialisation, ``num_foreground`` ACCEPTED points on the object's
   reference frame (DAVIS: frame 0; YouTube-VOS: the object's first annotated frame). The points are drawn one after
-  another by random sequential adsorption, so **the k-point setting uses the first k points** and the settings are
+  another by random sequential adsorption, so **the k-point setting uses the first k points** (:func:`vng.protocol.reference_points`) and the settings are
   nested (1 ⊂ 2 ⊂ 5 ⊂ 10): more points never move the earlier ones, so the settings differ only in the number of
   points. The paper does not say how its 1/2/5/10-point sets relate; nesting is this library's choice.
 
@@ -41,11 +41,11 @@ from vng.io.davis import read_davis_masks, read_davis_split
 from vng.io.masks import read_mask_png
 from vng.io.ytvos import read_ytvos_meta, ytvos_frame_paths
 from vng.points import evenly_spaced_frames, sample_points
+from vng.protocol import object_key
 from vng.types import FramePoints, ObjectAnnotation, PointLabel, Points
 
-__all__ = ["SimulationConfig", "object_rng", "object_key", "parse_object_key", "davis_object_masks",
-           "training_points", "reference_frame_points", "reference_points", "simulate_davis", "simulate_ytvos",
-           "VOID_LABEL"]
+__all__ = ["SimulationConfig", "object_rng", "davis_object_masks", "training_points", "reference_frame_points",
+           "simulate_davis", "simulate_ytvos", "VOID_LABEL"]
 
 VOID_LABEL = 255  # DAVIS-2017 "void" pixels: neither object nor background, never sampled, not scored
 
@@ -82,19 +82,6 @@ def object_rng(seed: int, sequence: str, mask_id: int) -> np.random.Generator:
     digest = hashlib.sha256(f"{sequence}\0{mask_id}".encode("utf-8")).digest()
     words = np.frombuffer(digest[:16], dtype="<u4").tolist()
     return np.random.default_rng(np.random.SeedSequence([int(seed), *words]))
-
-
-def object_key(sequence: str, mask_id: int) -> str:
-    """The object id of a simulated record: ``f"{sequence}_{mask_id}"``."""
-    return f"{sequence}_{int(mask_id)}"
-
-
-def parse_object_key(object_id: str) -> tuple[str, int]:
-    """Inverse of :func:`object_key`: ``"dog_2"`` → ``("dog", 2)`` (sequence names may contain ``_``)."""
-    sequence, _, mask_id = object_id.rpartition("_")
-    if not sequence or not mask_id.isdigit():
-        raise ValueError(f"object id {object_id!r} is not '<sequence>_<mask id>'")
-    return sequence, int(mask_id)
 
 
 def davis_object_masks(labels: np.ndarray, *, year: str) -> np.ndarray:
@@ -140,25 +127,6 @@ def reference_frame_points(frame_index: int, mask: np.ndarray, *, config: Simula
     xy = sample_points(mask, config.num_foreground, min_distance=config.min_distance, rng=rng)
     labels = np.full(len(xy), PointLabel.FOREGROUND, np.int8)
     return (FramePoints(frame_index, Points(xy, labels, np.ones(len(xy), bool))),)
-
-
-def reference_points(obj: ObjectAnnotation, num_points: int) -> tuple[int, Points]:
-    """The k-point test-time initialisation of an object: ``(frame_index, first num_points foreground points)`` of its
-    reference frame (its first annotated frame), in file order.
-
-    Fewer points come back when the frame has fewer (small objects, Sec. 3.1). Raises ValueError when the object
-    has no annotated frame or no foreground point on it.
-    """
-    if num_points < 1:
-        raise ValueError(f"num_points must be >= 1, got {num_points}")
-    if not obj.frames:
-        raise ValueError(f"object {obj.object_id} has no annotated frame")
-    reference = obj.frames[0]
-    foreground = reference.points.foreground
-    if len(foreground) == 0:
-        raise ValueError(f"object {obj.object_id} has no foreground point on its reference frame "
-                         f"{reference.frame_index}")
-    return reference.frame_index, foreground.select(np.arange(len(foreground)) < num_points)
 
 
 def _record(sequence: str, mask_id: int, frames: tuple[FramePoints, ...], object_name: str) -> ObjectAnnotation:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -34,7 +35,10 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-__all__ = ["StaticClipConfig", "StaticClip", "make_static_clip", "thin_plate_grid", "StaticClipDataset"]
+from vng.io.video import FRAME_SUFFIXES
+
+__all__ = ["StaticClipConfig", "StaticClip", "make_static_clip", "thin_plate_grid", "StaticClipDataset",
+           "find_image_mask_pairs"]
 
 VOID_ID = 255  # DAVIS's void label in palette masks
 MEAN_COLOUR = (124, 116, 104)  # ImageNet mean in 0..255: the fill of STCN's static transforms
@@ -211,3 +215,36 @@ class StaticClipDataset(Dataset):
         objects = np.unique(ids[(ids > 0) & (ids != VOID_ID)])
         chosen = objects[np.random.default_rng(seed).integers(len(objects))] if len(objects) else 1
         return make_static_clip(image, ids == chosen, config=self.config, seed=seed)
+
+
+def find_image_mask_pairs(images: str | os.PathLike, masks: str | os.PathLike, *,
+                          subset: str | os.PathLike | None = None, every: int = 1) -> list[tuple[Path, Path]]:
+    """(image, mask) files of a static image set: every ``<masks>/<relative>/<name>.png`` with its image
+    ``<images>/<relative>/<name>.{jpg,jpeg,png}`` (STCN's static sets, or a DAVIS / YouTube-VOS tree).
+
+    Args:
+        subset: a text file naming the top-level folders to keep (whitespace-separated), e.g. a DAVIS ImageSets
+            list; default every folder.
+        every: keep every ``every``-th mask of each folder (sorted).
+
+    Raises:
+        FileNotFoundError: a mask without its image, or no masks at all.
+    """
+    images, masks = Path(images), Path(masks)
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    folders = None if subset is None else set(Path(subset).read_text(encoding="utf-8").split())
+    pairs = []
+    for folder in sorted({path.parent for path in masks.rglob("*.png")}):
+        relative = folder.relative_to(masks)
+        if folders is not None and (not relative.parts or relative.parts[0] not in folders):
+            continue
+        for mask in sorted(folder.glob("*.png"))[::every]:
+            image = next((images / relative / (mask.stem + suffix) for suffix in FRAME_SUFFIXES
+                          if (images / relative / (mask.stem + suffix)).is_file()), None)
+            if image is None:
+                raise FileNotFoundError(f"no image for mask {mask} under {images / relative}")
+            pairs.append((image, mask))
+    if not pairs:
+        raise FileNotFoundError(f"no masks found under {masks}")
+    return pairs

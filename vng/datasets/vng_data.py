@@ -56,20 +56,20 @@ from torchvision.transforms.v2 import functional as F
 from vng.io.coco_png import noun_mask, read_panoptic_annotations, read_panoptic_png, read_png_narratives
 from vng.io.common import FormatError, Location
 from vng.io.masks import read_mask_png, rle_decode
-from vng.io.pointvos import pseudo_mask_path, pv_annotation_path, pv_video_path, read_pv_annotations
+from vng.io.pointvos import find_pv_frames, pseudo_mask_path
+from vng.io.pv_extracted import read_pv_split
 from vng.io.video import Video, read_frames
 from vng.io.vng_format import merge_tracks, read_extra_masks, read_meta_expressions, read_vis_annotations
 from vng.language.tokens import noun_token_mask
+from vng.pixels import normalise_imagenet
 from vng.types import MaskTrack, PNGNarrative, VNGExpression, VNGVideo, frame_id
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VNGSample", "ClipSampler", "TransformConfig", "ClipTransform",
+__all__ = ["VNGSample", "ClipSampler", "TransformConfig", "ClipTransform",
            "train_transforms", "eval_transforms", "swap_left_right", "COCOPNGDataset", "PointVOSVNGDataset",
            "VISVNGDataset", "VNGBatch", "VNGCollator"]
 
 # Statistics of the ImageNet training images: the pre-trained backbones (ResNet, Swin, ...) expect inputs
 # normalised with them; the collator applies them.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True, eq=False)
@@ -460,10 +460,12 @@ class PointVOSVNGDataset(_ClipDataset):
 
     Candidate frames are an object's annotated frames (10 per object, Sec. 3.1), in every sampler mode: no other
     frame has a target. A frame is valid when its pseudo-mask exists. Frames are decoded from the video
-    (``<root>/<Dataset>/videos/<split>/<video>.mp4``) at the annotated indices, or taken from a converted dataset
-    that embeds them. The caption is the object's ``question`` field (for VNG data: the narrative sentence), the noun
-    its ``noun_span``; records without one fall back to the first occurrence of ``object_name`` in the caption, and
-    are skipped with a warning when there is none.
+    (``<root>/<Dataset>/videos/<split>/<video>.mp4``) or the release's extracted frames (``<root>/<Dataset>/<split>/
+    JPEGImages/<object_id>/``, :func:`~vng.io.pointvos.find_pv_frames`) at the annotated indices, or taken from a
+    converted dataset that embeds them. Annotations: the split's JSON and/or its point PNGs
+    (:func:`~vng.io.pv_extracted.read_pv_split`). The caption is the object's ``question`` field (for VNG data: the
+    narrative sentence), the noun its ``noun_span``; records without one fall back to the first occurrence of
+    ``object_name`` in the caption, and are skipped with a warning when there is none.
     """
 
     def __init__(self, root: str | os.PathLike, dataset: str = "Oops", split: str = "train", *,
@@ -471,7 +473,7 @@ class PointVOSVNGDataset(_ClipDataset):
         super().__init__(sampler=sampler, transform=transform, seed=seed)
         self.root, self.dataset, self.split = Path(root), dataset, split
         self._rows = None
-        annotations = read_pv_annotations(pv_annotation_path(self.root, dataset, split))
+        annotations = read_pv_split(self.root, dataset, split)
         self._set_objects([(a.object_id, a.video_name, a.question, a.object_name, a.noun_span, a.frame_indices)
                            for a in annotations])
 
@@ -528,7 +530,7 @@ class PointVOSVNGDataset(_ClipDataset):
     def _load_files(self, obj: _PVObject, wanted: list[int]
                     ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray | None]]:
         """Frames ``wanted`` decoded from the release video, and their pseudo-masks (None where missing)."""
-        video = pv_video_path(self.root, self.dataset, self.split, obj.video_name)
+        video = find_pv_frames(self.root, self.dataset, self.split, obj.video_name, obj.object_id)
         frames = read_frames(video, wanted, Location(str(video), record=obj.object_id))
         masks = {}
         for index in wanted:
@@ -640,7 +642,7 @@ class VNGBatch:
     """A batch of B clips of T frames, padded to the largest H and W of the batch, with tokenized captions.
 
     Attributes:
-        pixel_values: (B, T, 3, H, W) float32, ImageNet-normalised (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`);
+        pixel_values: (B, T, 3, H, W) float32, ImageNet-normalised (:func:`vng.pixels.normalise_imagenet`);
             0 on padding.
         pixel_mask: (B, H, W) bool, True on real pixels, False on padding (the same for all frames of a clip).
         input_ids: (B, L) int64 token ids, padded to the longest caption (at most the collator's ``max_length``).
@@ -711,14 +713,12 @@ class VNGCollator:
         batch_size, num_frames = len(samples), lengths.pop()
         height = max(s.frames.shape[-2] for s in samples)
         width = max(s.frames.shape[-1] for s in samples)
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         pixel_values = torch.zeros(batch_size, num_frames, 3, height, width)
         pixel_mask = torch.zeros(batch_size, height, width, dtype=torch.bool)
         target_masks = torch.zeros(batch_size, num_frames, height, width, dtype=torch.bool)
         for index, sample in enumerate(samples):
             h, w = sample.frames.shape[-2:]
-            pixel_values[index, :, :, :h, :w] = (sample.frames - mean) / std
+            pixel_values[index, :, :, :h, :w] = normalise_imagenet(sample.frames)
             pixel_mask[index, :h, :w] = True
             target_masks[index, :, :h, :w] = sample.masks
         captions = [s.caption for s in samples]

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from vng.io.common import FormatError, Location, ReadReport, atomic_write, read_json, read_records, require, write_json
+from vng.io.images import load_image
 from vng.types import PNGNarrative, PNGSegment
 
 __all__ = ["PanopticSegment", "PanopticImage", "read_png_narratives", "write_png_narratives", "check_png_narratives",
@@ -177,15 +178,10 @@ def encode_panoptic(ids: np.ndarray) -> np.ndarray:
 
 def read_panoptic_png(path: str | os.PathLike) -> np.ndarray:
     """A COCO panoptic PNG as (H, W) int64 segment ids; FormatError naming the file if unreadable or not RGB."""
-    path = str(path)
-    try:
-        with Image.open(path) as image:
-            if image.mode != "RGB":
-                raise FormatError(f"expected an RGB panoptic PNG, got mode {image.mode}", Location(path))
-            rgb = np.asarray(image, dtype=np.uint8)
-    except (OSError, SyntaxError) as error:
-        raise FormatError(f"cannot read panoptic image: {error}", Location(path)) from None
-    return decode_panoptic(rgb)
+    image = load_image(path, what="panoptic image")
+    if image.mode != "RGB":
+        raise FormatError(f"expected an RGB panoptic PNG, got mode {image.mode}", Location(str(path)))
+    return decode_panoptic(np.asarray(image, dtype=np.uint8))
 
 
 def write_panoptic_png(path: str | os.PathLike, ids: np.ndarray) -> None:

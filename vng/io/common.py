@@ -14,7 +14,9 @@ so a crash never leaves a partial file and never damages the file that was there
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 __all__ = ["FormatError", "ReadReport", "Location", "atomic_write", "write_json", "write_jsonl", "read_json",
-           "iter_jsonl", "require", "read_records"]
+           "read_text", "iter_jsonl", "parse_json_line", "require", "read_records", "skip_or_raise", "sha256_of"]
 
 T = TypeVar("T")
 
@@ -82,14 +84,17 @@ def read_records(items: Iterator[tuple[Location, Any]], parse: Callable[[Locatio
         try:
             yield parse(location, raw)
         except FormatError as error:
-            if report is None:
-                raise
-            report.skipped.append(error)
-        except (ValueError, TypeError, KeyError) as error:  # validation inside the data model
-            located = FormatError(str(error), location)
-            if report is None:
-                raise located from error
-            report.skipped.append(located)
+            skip_or_raise(error, report)
+        # validation inside the data model; OverflowError: a number too large for its array (int64 times, int8 labels)
+        except (ValueError, TypeError, KeyError, OverflowError) as error:
+            skip_or_raise(FormatError(str(error), location), report)
+
+
+def skip_or_raise(error: FormatError, report: ReadReport | None) -> None:
+    """Raise ``error``, or record it in ``report`` (the caller then skips the record)."""
+    if report is None:
+        raise error
+    report.skipped.append(error)
 
 
 _TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list", dict: "object",
@@ -100,7 +105,8 @@ def require(record: Any, key: str, types: type | tuple[type, ...], location: Loc
             prefix: str = "", optional: bool = False, default: Any = None) -> Any:
     """``record[key]`` checked against ``types``; a FormatError naming the field when missing or mistyped.
 
-    ``bool`` is never accepted where an ``int`` is asked for (JSON ``true`` is not a frame index).
+    ``bool`` is never accepted where an ``int`` is asked for (JSON ``true`` is not a frame index), and a number is
+    never NaN or infinite (Python's JSON reader turns ``NaN``, ``Infinity`` and ``1e999`` into such floats).
     """
     name = f"{prefix}{key}"
     if not isinstance(record, dict):
@@ -115,38 +121,130 @@ def require(record: Any, key: str, types: type | tuple[type, ...], location: Loc
     wrong_bool = isinstance(value, bool) and bool not in types
     if wrong_bool or not isinstance(value, types):
         if float in types and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise FormatError(f"expected a finite number, got an integer of {len(str(value))} digits", location,
+                                  name) from None
         expected = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
         got = _TYPE_NAMES.get(type(value), type(value).__name__)
-        raise FormatError(f"expected {expected}, got {got} ({value!r:.40})", location, name)
+        raise FormatError(f"expected {expected}, got {got} ({_short(value)})", location, name)
+    return _finite(value, location, name) if isinstance(value, float) else value
+
+
+def _finite(value: float, location: Location, name: str) -> float:
+    if not math.isfinite(value):
+        raise FormatError(f"expected a finite number, got {value}", location, name)
     return value
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """Load a whole JSON file; malformed JSON becomes a FormatError with line and column."""
-    path = str(path)
+def _short(value: Any) -> str:
+    """At most 40 characters of ``repr(value)``, without building the repr of a huge or deeply nested value."""
+    if isinstance(value, (list, dict)):
+        return f"{type(value).__name__} of {len(value)}"
+    return f"{value!r:.40}"
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """``object_pairs_hook``: plain ``json`` keeps the last of two equal keys, silently dropping a record."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return record
+
+
+def _loads(text: str, location: Location) -> Any:
+    """``json.loads`` with every way it fails as a FormatError at ``location`` (its line, else the error's line)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
-        raise FormatError(f"malformed JSON: {error.msg} (column {error.colno})", Location(path, error.lineno)) from None
+        where = location if location.line is not None else location.at(line=error.lineno)
+        message = f"malformed JSON: {error.msg} (column {error.colno})"
+    except _DuplicateKey as error:
+        where, message = location, f"key {error.args[0]!r:.60} appears twice in one JSON object"
+    except RecursionError:
+        where, message = location, "JSON nested too deeply to read"
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        where, message = location, f"unreadable JSON: {error}"
+    raise FormatError(message, where)
+
+
+def _decode(data: bytes, location: Location) -> str:
+    """UTF-8 text (a leading byte-order mark is dropped); a FormatError naming line and column of a bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = data[:error.start]
+        column = error.start - before.rfind(b"\n")
+        where = location if location.line is not None else location.at(line=before.count(b"\n") + 1)
+        raise FormatError(f"not UTF-8: byte 0x{data[error.start]:02x} at column {column}", where) from None
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise FormatError(f"cannot read the file: {error.strerror or error}", Location(path)) from None
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A UTF-8 text file; a FormatError naming the line of a byte that is not UTF-8, or why the file cannot be read."""
+    path = str(path)
+    return _decode(_read_bytes(path), Location(path))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Load a whole JSON file; malformed JSON, bytes that are not UTF-8, a key repeated within one object and
+    nesting too deep to read become a FormatError with the line where known. A bad byte is a fault of the whole
+    file, like malformed JSON: there is no record to skip before the file has been parsed."""
+    path = str(path)
+    return _loads(read_text(path), Location(path))
 
 
 def iter_jsonl(path: str | os.PathLike, report: ReadReport | None = None) -> Iterator[tuple[Location, Any]]:
-    """(location, parsed object) per non-empty line; malformed lines raise or are reported and skipped."""
+    """(location, parsed object) per non-empty line; a line that cannot be read (malformed JSON, bytes that are not
+    UTF-8, nesting too deep, a repeated key) raises a FormatError or, with ``report``, is reported and skipped."""
     path = str(path)
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        raise FormatError(f"cannot read the file: {error.strerror or error}", Location(path)) from None
+    with handle:
+        for number, data in enumerate(handle, start=1):  # lines are split on bytes: one bad byte spoils one line
             location = Location(path, number)
             try:
-                yield location, json.loads(line)
-            except json.JSONDecodeError as error:
-                located = FormatError(f"malformed JSON: {error.msg} (column {error.colno})", location)
-                if report is None:
-                    raise located from None
-                report.skipped.append(located)
+                line = _decode(data, location)
+                if not line.strip():
+                    continue
+                parsed = _loads(line, location)
+            except FormatError as error:
+                skip_or_raise(error, report)
+                continue
+            yield location, parsed
+
+
+def parse_json_line(data: bytes, location: Location) -> Any:
+    """One line's bytes parsed as :func:`iter_jsonl` parses them (UTF-8, no repeated key, bounded nesting), for
+    readers that seek to lines by byte offset; a FormatError at ``location`` otherwise."""
+    return _loads(_decode(data, location), location)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

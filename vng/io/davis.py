@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-from PIL import Image
-
-from vng.io.common import FormatError, Location, atomic_write
-from vng.io.masks import read_mask_png, write_mask_png
+from vng.io.common import FormatError, Location, atomic_write, read_text
+from vng.io.masks import read_frame_mask, write_mask_png
 from vng.io.video import list_frame_files, write_frames
 
 __all__ = ["read_davis_split", "write_davis_split", "davis_frame_paths", "davis_mask_paths", "read_davis_masks",
@@ -36,12 +34,14 @@ def read_davis_split(root: str | os.PathLike, *, year: str = "2017", split: str 
     if not path.is_file():
         raise FormatError("no such split file", Location(str(path)))
     sequences = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         name = line.strip()
         if not name:
             continue
         if len(name.split()) != 1 or "/" in name:
-            raise FormatError(f"expected one sequence name per line, got {name!r}", Location(str(path), number))
+            raise FormatError(f"expected one sequence name per line, got {name!r:.60}", Location(str(path), number))
+        if name in sequences:  # a repeated name would score the sequence twice
+            raise FormatError(f"sequence {name!r} is listed twice", Location(str(path), number))
         sequences.append(name)
     return sequences
 
@@ -83,13 +83,7 @@ def read_davis_masks(root: str | os.PathLike, sequence: str, *, resolution: str 
     for frame in frames:
         if frame.stem not in masks:
             raise FormatError(f"sequence {sequence!r} frame {frame.stem!r}: no mask", Location(str(frame)))
-        mask = read_mask_png(masks[frame.stem])
-        with Image.open(frame) as image:  # header only
-            width, height = image.size
-        if mask.shape != (height, width):
-            raise FormatError(f"sequence {sequence!r} frame {frame.stem!r}: mask is {mask.shape[1]}x{mask.shape[0]}, "
-                              f"frame is {width}x{height}", Location(str(masks[frame.stem])))
-        stack.append(mask)
+        stack.append(read_frame_mask(masks[frame.stem], frame, f"sequence {sequence!r} frame {frame.stem!r}"))
     return np.stack(stack)
 
 

@@ -9,8 +9,10 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from vng.io.common import FormatError, Location, atomic_write
+from vng.io.images import image_size, load_image
 
-__all__ = ["DAVIS_PALETTE", "read_mask_png", "write_mask_png", "rle_encode", "rle_decode", "check_rle"]
+__all__ = ["DAVIS_PALETTE", "read_mask_png", "read_frame_mask", "write_mask_png", "rle_encode", "rle_decode",
+           "check_rle"]
 
 
 def _davis_palette() -> np.ndarray:
@@ -32,18 +34,30 @@ DAVIS_PALETTE.setflags(write=False)
 
 
 def read_mask_png(path: str | os.PathLike) -> np.ndarray:
-    """A label PNG as (H, W) uint8 ids (palette index for 'P' images; grey value for 'L'; RGB is refused)."""
-    path = str(path)
-    try:
-        image = Image.open(path)
-        image.load()
-    except (OSError, SyntaxError) as error:
-        raise FormatError(f"cannot read mask image: {error}", Location(path)) from None
-    if image.mode in ("P", "L"):
+    """A label PNG as (H, W) uint8 ids: the palette index of 'P' images, the grey value of 'L' and '1' images.
+
+    Grey + alpha ('LA') reads as its grey channel: the official DAVIS-2016 480p package stores a mask that way
+    (``bear/00077.png``), with the labels in the grey channel and an alpha that carries no label. RGB is refused:
+    its colours would have to be mapped back to ids through a palette the file does not name.
+    """
+    image = load_image(path, what="mask image")
+    if image.mode in ("P", "L", "1"):
         return np.array(image, dtype=np.uint8)
-    if image.mode == "1":
-        return np.array(image, dtype=np.uint8)
-    raise FormatError(f"expected a palette or greyscale label PNG, got mode {image.mode}", Location(path))
+    if image.mode == "LA":
+        return np.array(image.getchannel("L"), dtype=np.uint8)
+    raise FormatError(f"expected a palette or greyscale label PNG, got mode {image.mode}", Location(str(path)))
+
+
+def read_frame_mask(path: str | os.PathLike, frame: str | os.PathLike, what: str) -> np.ndarray:
+    """:func:`read_mask_png` of the mask of the image ``frame``, whose size it must have: a mask of another size puts
+    every point and pixel in the wrong place. ``what`` names the frame in the error, e.g. "sequence 'bear' frame
+    '00001'"."""
+    mask = read_mask_png(path)
+    width, height = image_size(frame, what="frame image")
+    if mask.shape != (height, width):
+        raise FormatError(f"{what}: mask is {mask.shape[1]}x{mask.shape[0]}, frame is {width}x{height}",
+                          Location(str(path)))
+    return mask
 
 
 def write_mask_png(path: str | os.PathLike, labels: np.ndarray, *, palette: np.ndarray = DAVIS_PALETTE) -> None:

@@ -11,27 +11,113 @@ it is this library's extension for VNG sets built from narratives; the public re
 from __future__ import annotations
 
 import json
+import re
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from vng.io.common import (FormatError, Location, ReadReport, atomic_write, iter_jsonl, read_json, read_records,
-                           require)
+                           require, skip_or_raise)
+from vng.io.video import first_existing, video_candidates, video_ref
 from vng.types import FramePoints, ObjectAnnotation, PointLabel, Points, VideoRef, frame_id, parse_frame_id
 
 __all__ = ["STATUS_TO_LABEL", "LABEL_TO_STATUS", "read_pv_annotations", "write_pv_annotations", "pv_record",
-           "pv_video_path", "pv_annotation_path", "pseudo_mask_path"]
+           "release_file", "JSONL_DATASETS", "pv_video_path", "pv_frames_dir", "pv_frames_candidates", "find_pv_frames", "pv_annotation_path",
+           "pseudo_mask_path", "fg_candidate_flags", "point_problem", "check_against_frames"]
 
 STATUS_TO_LABEL = {"ACCEPTED": PointLabel.FOREGROUND, "REJECTED": PointLabel.BACKGROUND,
                    "AMBIGUOUS": PointLabel.AMBIGUOUS}
 LABEL_TO_STATUS = {int(label): status for status, label in STATUS_TO_LABEL.items()}
 
 
+JSONL_DATASETS = frozenset({"Kinetics"})  # the release ships PV-Kinetics as JSONL, PV-Oops as one JSON per split
+_RELEASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def release_file(root: str | os.PathLike, dataset: str, split: str) -> Path:
+    """Where a split's annotations go in a release: ``<root>/<Dataset>/<split>.jsonl`` for PV-Kinetics, ``.json``
+    for the others (PV-Oops); the names must be plain file names."""
+    for part in (dataset, split):
+        if not _RELEASE_NAME.fullmatch(part):
+            raise ValueError(f"dataset / split {part!r} cannot name a release file")
+    return Path(root) / dataset / f"{split}{'.jsonl' if dataset in JSONL_DATASETS else '.json'}"
+
+
 def pv_video_path(root: str | os.PathLike, dataset: str, split: str, video_name: str) -> Path:
-    """Where the release expects a video: ``<root>/<Dataset>/videos/<split>/<video_name>.mp4``."""
-    return Path(root) / dataset / "videos" / split / f"{video_name}.mp4"
+    """Where the release expects a video: ``<root>/<Dataset>/videos/<split>/<video_name>.mp4``, the split not doubled
+    when ``video_name`` carries it as a prefix (``"train/…"``, FORMATS.md §2)."""
+    head, _, tail = video_name.partition("/")
+    return Path(root) / dataset / "videos" / split / f"{tail if tail and head == split else video_name}.mp4"
+
+
+def pv_frames_dir(root: str | os.PathLike, dataset: str, split: str, object_id: str) -> Path:
+    """The release's extracted frames of an object: ``<root>/<Dataset>/<split>/JPEGImages/<object_id>/`` (every
+    frame of its video, ``<frame_id>.jpg``)."""
+    return Path(root) / dataset / split / "JPEGImages" / object_id
+
+
+def pv_frames_candidates(root: str | os.PathLike, dataset: str, split: str, video_name: str | None,
+                         object_id: str | None = None) -> list[Path]:
+    """Where a release root may hold an object's frames, in the order :func:`find_pv_frames` tries: its video
+    (:func:`pv_video_path`, then under the name as written when that carries a split prefix), then, given the
+    object id, its extracted frames (:func:`pv_frames_dir`)."""
+    videos = [pv_video_path(root, dataset, split, video_name)] if video_name is not None else []
+    videos += [path for path in video_candidates(Path(root) / dataset / "videos" / split, video_name)
+               if path.suffix == ".mp4"]
+    extracted = [pv_frames_dir(root, dataset, split, object_id)] if object_id is not None else []
+    return list(dict.fromkeys(videos)) + extracted
+
+
+def find_pv_frames(root: str | os.PathLike, dataset: str, split: str, video_name: str | None,
+                   object_id: str) -> Path:
+    """An object's frames under a release root (:func:`pv_frames_candidates`); a FormatError naming the object and
+    every path tried when there are none."""
+    return first_existing(pv_frames_candidates(root, dataset, split, video_name, object_id),
+                          f"frames of video {video_name!r}", Location(str(root), record=object_id))
+
+
+def fg_candidate_flags(points: Points) -> np.ndarray:
+    """(N,) bool ``is_fg_candidate`` of the points; where unknown, the release's reading: the ACCEPTED points."""
+    return points.labels == PointLabel.FOREGROUND if points.is_fg_candidate is None else points.is_fg_candidate
+
+
+def point_problem(x: float, y: float, frame_index: int, video: VideoRef) -> tuple[str, str] | None:
+    """What is wrong with a point (x, y) on frame ``frame_index`` of ``video`` and in which field, or None: the frame
+    must exist and the point's pixel ``floor(x), floor(y)`` lie in the frame (where ``video`` knows count and size)."""
+    if video.num_frames is not None and frame_index >= video.num_frames:
+        return (f"frame {frame_id(frame_index)} does not exist: video {video.name!r} has {video.num_frames} frames",
+                "frame_id")
+    for axis, value, size in (("x", x, video.width), ("y", y, video.height)):
+        if value < 0 or (size is not None and value >= size):
+            frame = f"the {video.width}x{video.height} frame" if video.width is not None else "the frame"
+            return f"point ({x:g}, {y:g}) is outside {frame}", axis
+    return None
+
+
+def check_against_frames(objects: Iterable[ObjectAnnotation], frames_of: Callable[[ObjectAnnotation], Path], *,
+                         source: str | os.PathLike) -> None:
+    """Check every point of ``objects`` against the frames it lies on (``frames_of(obj)``: its video file or frame
+    folder; frame count and size from :func:`vng.io.video.video_ref`, each video opened once): the checks
+    :func:`read_pv_annotations` makes when given ``videos``, for callers that find the videos after reading.
+
+    Raises:
+        FormatError located at ``source`` (the annotation file), the object and the point's frame; or the
+        FormatError of a missing or unreadable video.
+    """
+    videos: dict[Path, VideoRef] = {}
+    for obj in objects:
+        path = frames_of(obj)
+        if path not in videos:
+            videos[path] = video_ref(path, obj.video_name)
+        video = videos[path]
+        for frame in obj.frames:
+            for (x, y) in frame.points.xy.tolist():
+                problem = point_problem(x, y, frame.frame_index, video)
+                if problem is not None:
+                    raise FormatError(problem[0], Location(str(source), record=obj.object_id),
+                                      f"annotated_points[frame_id={frame_id(frame.frame_index)}].{problem[1]}")
 
 
 def pv_annotation_path(root: str | os.PathLike, dataset: str, split: str) -> Path:
@@ -71,13 +157,9 @@ def _parse_record(location: Location, object_id: str, raw, videos: Mapping[str, 
             frame_index = parse_frame_id(raw_frame)
         except ValueError as error:
             raise FormatError(str(error), location, f"{prefix}frame_id") from None
-        if video is not None and video.num_frames is not None and frame_index >= video.num_frames:
-            raise FormatError(f"frame {raw_frame} does not exist: video {video_name!r} has {video.num_frames} frames",
-                              location, f"{prefix}frame_id")
-        if x < 0 or y < 0 or (video is not None and video.width is not None
-                              and (x >= video.width or y >= video.height)):
-            size = f"{video.width}x{video.height}" if video is not None and video.width else "the frame"
-            raise FormatError(f"point ({x}, {y}) is outside {size}", location, f"{prefix}x")
+        problem = point_problem(x, y, frame_index, video or VideoRef(video_name or object_id))
+        if problem is not None:
+            raise FormatError(problem[0], location, f"{prefix}{problem[1]}")
         candidate = require(point, "is_fg_candidate", bool, location, prefix=prefix)
         by_frame.setdefault(frame_index, []).append((x, y, int(STATUS_TO_LABEL[status]), candidate))
     frames = []
@@ -98,16 +180,21 @@ def _parse_record(location: Location, object_id: str, raw, videos: Mapping[str, 
 
 def _iter_raw(path: str, report: ReadReport | None) -> Iterator[tuple[Location, tuple[str, object]]]:
     if path.endswith(".jsonl"):
+        lines: dict[str, int] = {}  # object id → its line: a second record would silently replace the first
         for location, line in iter_jsonl(path, report):
             if not isinstance(line, dict) or len(line) != 1:
-                error = FormatError("each line must be an object with exactly one {object_id: record}", location)
-                if report is None:
-                    raise error
-                report.skipped.append(error)
+                skip_or_raise(FormatError("each line must be an object with exactly one {object_id: record}",
+                                          location), report)
                 continue
-            yield location, next(iter(line.items()))
+            object_id, record = next(iter(line.items()))
+            if object_id in lines:
+                skip_or_raise(FormatError(f"object id {object_id!r} was already given on line {lines[object_id]}",
+                                          location.at(record=object_id)), report)
+                continue
+            lines[object_id] = location.line
+            yield location, (object_id, record)
     else:
-        data = read_json(path)
+        data = read_json(path)  # a repeated object id is an error there (read_json refuses repeated keys)
         if not isinstance(data, dict):
             raise FormatError("expected a JSON object {object_id: record}", Location(path))
         for object_id, record in data.items():
@@ -131,13 +218,12 @@ def read_pv_annotations(path: str | os.PathLike, *, videos: Mapping[str, VideoRe
 
 
 def pv_record(obj: ObjectAnnotation) -> dict:
-    """One object as the release's record (points in frame order, coordinates rounded to integer pixels)."""
+    """One object as the release's record (points in frame order; x, y: the integer pixel a point lies in,
+    ``floor(x), floor(y)``)."""
     points = []
     for frame in obj.frames:
-        candidate = frame.points.is_fg_candidate
-        if candidate is None:
-            candidate = frame.points.labels == PointLabel.FOREGROUND
-        for (x, y), label, is_candidate in zip(np.rint(frame.points.xy), frame.points.labels, candidate):
+        candidate = fg_candidate_flags(frame.points)
+        for (x, y), label, is_candidate in zip(np.floor(frame.points.xy), frame.points.labels, candidate):
             points.append({"x": int(x), "y": int(y), "frame_id": frame_id(frame.frame_index),
                            "status": LABEL_TO_STATUS[int(label)], "is_fg_candidate": bool(is_candidate)})
     record = {"question_hash": obj.question_hash, "question": obj.question, "object_name": obj.object_name,

@@ -21,16 +21,19 @@ import re
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from vng.io.common import FormatError, Location, atomic_write
-from vng.types import frame_id
+from vng.io.images import image_size, load_image
+from vng.types import VideoRef, frame_id
 
-__all__ = ["Video", "FRAME_SUFFIXES", "find_video", "list_frame_files", "read_frames", "write_video", "write_frames"]
+__all__ = ["Video", "RenderedVideo", "FRAME_SUFFIXES", "SPLIT_NAMES", "video_name_variants", "video_candidates",
+           "first_existing", "find_video", "list_frame_files", "video_ref", "read_frames", "write_video", "write_frames",
+           "decode_to_disk"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -55,14 +58,6 @@ def list_frame_files(folder: str | os.PathLike, *, suffixes: Sequence[str] = FRA
     return sorted(files, key=_natural_key)
 
 
-def _read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError) as error:
-        raise FormatError(f"cannot read frame image: {error}", Location(str(path))) from None
-
-
 def _check_index(index) -> int:
     if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
         raise TypeError(f"frame index must be an int, got {type(index).__name__}")
@@ -73,6 +68,8 @@ class Video(abc.ABC):
     """A video file or a frame folder; see the module docstring. Build with :meth:`Video.open`."""
 
     path: Path
+    _size: tuple[int, int]  # set by each kind of video
+    _fps: float | None = None
 
     @staticmethod
     def open(path: str | os.PathLike, *, exact_length: bool = True) -> Video:
@@ -92,19 +89,19 @@ class Video(abc.ABC):
         return _FileVideo(path, exact_length=exact_length)
 
     @property
-    @abc.abstractmethod
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
+        return self._size
 
     @property
-    @abc.abstractmethod
     def fps(self) -> float | None:
         """Frames per second from the container; None for frame folders."""
+        return self._fps
 
     @property
-    @abc.abstractmethod
     def frame_names(self) -> list[str]:
-        """One name per frame: file stems for folders, ``f"{i:06d}"`` for video files."""
+        """One name per frame: file stems for folders, ``f"{i:06d}"`` (the Point-VOS frame ids) otherwise."""
+        return [frame_id(i) for i in range(len(self))]
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -129,23 +126,47 @@ class Video(abc.ABC):
         return f"{type(self).__name__}({str(self.path)!r})"
 
 
+class RenderedVideo(Video):
+    """A video whose frames a function makes on demand: frames already in memory (:meth:`from_frames`), or drawn
+    by a program (tests, benchmarks, a simulator) — nothing is read from disk.
+
+    Args:
+        render: frame index (0-based) → (H, W, 3) uint8 RGB of size ``size``.
+        num_frames: how many frames.
+        size: (width, height).
+        name: what ``path`` says in messages; frame names are ``f"{i:06d}"`` (the Point-VOS frame ids).
+    """
+
+    def __init__(self, render: Callable[[int], np.ndarray], num_frames: int, size: tuple[int, int], *,
+                 name: str = "rendered", fps: float | None = None):
+        if num_frames < 1:
+            raise ValueError(f"a video needs at least one frame, got {num_frames}")
+        self.path = Path(name)
+        self._render, self._num_frames, self._size, self._fps = render, int(num_frames), tuple(size), fps
+
+    @classmethod
+    def from_frames(cls, frames, *, name: str = "frames", fps: float | None = None) -> RenderedVideo:
+        """A video of (T, H, W, 3) uint8 frames in memory (an array or a sequence of arrays)."""
+        if len(frames) == 0:
+            raise ValueError("no frames")
+        height, width = np.asarray(frames[0]).shape[:2]
+        return cls(lambda index: frames[index], len(frames), (width, height), name=name, fps=fps)
+
+    def __len__(self) -> int:
+        return self._num_frames
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self._render(self._index(index))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self._render(index) for index in range(self._num_frames))
+
+
 class _FolderVideo(Video):
     def __init__(self, folder: Path):
         self.path = folder
         self._files = list_frame_files(folder)
-        try:
-            with Image.open(self._files[0]) as first:  # header only: the size
-                self._size = first.size
-        except (OSError, SyntaxError) as error:
-            raise FormatError(f"cannot read frame image: {error}", Location(str(self._files[0]))) from None
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
-    def fps(self) -> None:
-        return None
+        self._size = image_size(self._files[0], what="frame image")
 
     @property
     def frame_names(self) -> list[str]:
@@ -155,7 +176,7 @@ class _FolderVideo(Video):
         return len(self._files)
 
     def _load(self, path: Path) -> np.ndarray:
-        frame = _read_image(path)
+        frame = np.asarray(load_image(path, what="frame image").convert("RGB"), dtype=np.uint8)
         if (frame.shape[1], frame.shape[0]) != self._size:
             raise FormatError(f"frame is {frame.shape[1]}x{frame.shape[0]}, the video's first frame is "
                               f"{self._size[0]}x{self._size[1]}", Location(str(path)))
@@ -184,25 +205,14 @@ class _FileVideo(Video):
         finally:
             capture.release()
         self._size = (first.shape[1], first.shape[0])
-        self._length = None if exact_length or metadata_count <= 0 else metadata_count
+        self._container_count = metadata_count if metadata_count > 0 else None
+        self._length = None if exact_length else self._container_count
 
     def _capture(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             raise FormatError("OpenCV cannot open this video", Location(str(self.path)))
         return capture
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def frame_names(self) -> list[str]:
-        return [frame_id(i) for i in range(len(self))]
 
     def __len__(self) -> int:
         if self._length is None:
@@ -213,8 +223,17 @@ class _FileVideo(Video):
                     count += 1
             finally:
                 capture.release()
-            self._length = count
+            self._decoding_ended(count)
         return self._length
+
+    def _decoding_ended(self, count: int) -> None:
+        """Decoding stopped after ``count`` frames: that is the length, unless the container lists more frames, which
+        means the file is damaged (an mp4 with broken bytes mid-file decodes up to them and stops without an error)."""
+        self._length = count
+        if self._container_count is not None and count < self._container_count:
+            raise FormatError(f"OpenCV decodes {count} of the {self._container_count} frames the container lists: the "
+                              "file is damaged or cut short (re-encode it, or extract its frames to a folder)",
+                              Location(str(self.path)))
 
     def __getitem__(self, index: int) -> np.ndarray:
         index = _check_index(index)
@@ -228,8 +247,8 @@ class _FileVideo(Video):
             self._position += 1
         ok, frame = self._reader.read() if self._position == index else (False, None)
         if not ok:
-            self._length = self._position  # decoding ended here: now the count is known
             self.close()
+            self._decoding_ended(self._position)  # decoding ended here: now the count is known
             raise IndexError(f"frame {index} is outside the {self._length} frames OpenCV decodes from {self.path}")
         self._position += 1
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -245,7 +264,7 @@ class _FileVideo(Video):
                     break
                 count += 1
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            self._length = count  # a full pass is an exact count for free
+            self._decoding_ended(count)  # a full pass is an exact count for free
         finally:
             capture.release()
 
@@ -257,6 +276,25 @@ class _FileVideo(Video):
 
     def __del__(self) -> None:
         self.close()
+
+
+def decode_to_disk(path: str | os.PathLike, folder: str | os.PathLike) -> Video:
+    """A video for random access in any order: a frame folder as it is; a video file decoded once into
+    ``<folder>/frames.raw`` (H x W x 3 bytes a frame) and read back by index without decoding. Reading a video file
+    backwards otherwise decodes it from the start for every frame (``Video`` never seeks); a PNG cache costs ~90 ms
+    a 768x490 frame to write against 6 ms to decode. The caller deletes ``folder`` when done."""
+    video = Video.open(path, exact_length=False)
+    if not isinstance(video, _FileVideo):
+        return video
+    raw = Path(folder) / "frames.raw"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    with open(raw, "wb") as handle:
+        for frame in video:  # one decoding pass, streamed; it also counts the frames exactly
+            handle.write(np.ascontiguousarray(frame).tobytes())
+    width, height = video.size
+    frames = np.memmap(raw, np.uint8, "r", shape=(len(video), height, width, 3))
+    return RenderedVideo(lambda index: np.array(frames[index]), len(frames), video.size, name=str(video.path),
+                         fps=video.fps)
 
 
 def _check_frame(frame: np.ndarray, index: int) -> np.ndarray:
@@ -338,11 +376,56 @@ def write_frames(folder: str | os.PathLike, frames: Iterable[np.ndarray], *, nam
     return paths
 
 
-def find_video(videos: str | os.PathLike, video_name: str) -> Path:
-    """``<videos>/<video_name>.mp4`` (the release layout: ``<Dataset>/videos/<split>``) if it exists, else the frame
-    folder ``<videos>/<video_name>`` (DAVIS ``JPEGImages/480p``, YouTube-VOS ``train/JPEGImages``)."""
-    path = Path(videos) / f"{video_name}.mp4"
-    return path if path.is_file() else Path(videos) / video_name
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def video_name_variants(video_name: str) -> list[str]:
+    """The names a video may be stored under: the Point-VOS release's ``video_name`` can carry its split as a prefix
+    (``"train/False Start! - … _ FailArmy31"``, FORMATS.md §2), so a name with such a prefix is tried as written,
+    then without it."""
+    head, _, tail = video_name.partition("/")
+    return [video_name, tail] if tail and head in SPLIT_NAMES else [video_name]
+
+
+def video_candidates(videos: str | os.PathLike, video_name: str | None, *,
+                     object_id: str | None = None) -> list[Path]:
+    """Where the frames of ``video_name`` may be in the folder ``videos``, in the order :func:`find_video` tries."""
+    videos = Path(videos)
+    names = video_name_variants(video_name) if video_name is not None else []
+    return ([path for name in names for path in (videos / f"{name}.mp4", videos / name)]
+            + ([videos / object_id] if object_id is not None else []))
+
+
+def first_existing(candidates: Sequence[Path], what: str, location: Location) -> Path:
+    """The first of ``candidates`` that exists (``.mp4``: a file; else a folder); a FormatError naming them all."""
+    for path in candidates:
+        if path.is_file() if path.suffix == ".mp4" else path.is_dir():
+            return path
+    raise FormatError(f"{what} not found; tried {', '.join(map(str, dict.fromkeys(candidates)))}", location,
+                      "video_name")
+
+
+def find_video(videos: str | os.PathLike, video_name: str | None, *, object_id: str | None = None) -> Path:
+    """The frames of ``video_name`` in the folder ``videos``: ``<videos>/<video_name>.mp4`` (the release layout,
+    ``<Dataset>/videos/<split>``), else the frame folder ``<videos>/<video_name>`` (DAVIS ``JPEGImages/480p``,
+    YouTube-VOS ``train/JPEGImages``), each also without a split prefix (:func:`video_name_variants`); else, given
+    ``object_id``, the frame folder ``<videos>/<object_id>`` (the release's extracted frames, keyed by object:
+    ``<Dataset>/<split>/JPEGImages``).
+
+    Raises:
+        FormatError naming every path tried when none exists.
+    """
+    return first_existing(video_candidates(videos, video_name, object_id=object_id), f"video {video_name!r}",
+                          Location(str(videos), record=object_id))
+
+
+def video_ref(path: str | os.PathLike, name: str | None = None) -> VideoRef:
+    """What checking annotations against a video needs: its frame count and size (``name``: default the file's or
+    folder's name). A video file's count is the container's, which costs no decoding; a file that decodes fewer
+    frames is found out when they are read (:class:`Video` raises a FormatError then)."""
+    video = Video.open(path, exact_length=False)
+    width, height = video.size
+    return VideoRef(name or Path(path).stem, str(path), num_frames=len(video), width=width, height=height)
 
 
 def read_frames(path: str | os.PathLike, indices: Iterable[int], location: Location | None = None

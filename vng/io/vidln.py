@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
-from PIL import Image
-
-from vng.io.common import (FormatError, Location, ReadReport, iter_jsonl, read_records, require, write_jsonl)
+from vng.io.common import FormatError, Location, ReadReport, iter_jsonl, read_records, require, write_jsonl
+from vng.io.images import image_size, load_image
 from vng.types import ActorNarrative, Narrative, TraceSegment, WordTiming
 
-__all__ = ["read_narratives", "write_narratives", "narrative_to_json", "find_keyframe", "FrameSize"]
+__all__ = ["read_narratives", "parse_narrative", "write_narratives", "narrative_to_json", "find_keyframe",
+           "read_keyframe", "FrameSize"]
 
 FrameSize = tuple[int, int] | Mapping[str, tuple[int, int]]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -35,6 +35,21 @@ def find_keyframe(frames_dir: str | os.PathLike, dataset_id: str, video_id: str,
     return None
 
 
+def read_keyframe(frames_dir: str | os.PathLike, dataset_id: str, video_id: str, name: str, *,
+                  size: tuple[int, int] | None = None) -> np.ndarray:
+    """Keyframe ``name`` (:func:`find_keyframe`) as (H, W, 3) uint8 RGB; a FormatError when it is missing, unreadable
+    or not ``size`` (width, height) — the size its traces were converted to pixels with."""
+    path = find_keyframe(frames_dir, dataset_id, video_id, name)
+    if path is None:
+        raise FormatError(f"keyframe {name!r} of video {video_id!r} not found: looked for {dataset_id}/{video_id}/"
+                          f"{name}.jpg and {video_id}/{name}.jpg (or .jpeg, .png)", Location(str(frames_dir)))
+    image = np.asarray(load_image(path, what="keyframe").convert("RGB"))
+    if size is not None and tuple(size) != (image.shape[1], image.shape[0]):
+        raise FormatError(f"keyframe is {image.shape[1]}x{image.shape[0]}, the traces of video {video_id!r} are "
+                          f"for {size[0]}x{size[1]}", Location(str(path)))
+    return image
+
+
 def _frame_size(raw: dict, location: Location, frames_dir, frame_size: FrameSize | None) -> tuple[int, int]:
     video_id, dataset_id = raw["video_id"], raw["dataset_id"]
     if frame_size is not None:
@@ -48,8 +63,7 @@ def _frame_size(raw: dict, location: Location, frames_dir, frame_size: FrameSize
     for name in raw["keyframe_names"]:
         image = find_keyframe(frames_dir, dataset_id, video_id, name)
         if image is not None:
-            with Image.open(image) as handle:
-                return handle.size
+            return image_size(image, what="keyframe")
     raise FormatError(f"no keyframe image of video {video_id!r} under {frames_dir} "
                       f"(looked for {dataset_id}/{video_id}/<keyframe>.jpg)", location, "keyframe_names")
 
@@ -144,8 +158,17 @@ def read_narratives(path: str | os.PathLike, *, frames_dir: str | os.PathLike | 
     Raises :class:`FormatError` naming file, line, vidln_id and field on the first bad record, unless ``report`` is
     given: then bad lines are skipped and recorded there.
     """
-    return list(read_records(iter_jsonl(path, report),
-                             lambda location, raw: _parse_narrative(location, raw, frames_dir, frame_size), report))
+    lines: dict[int, int] = {}  # vidln_id → its line: a narrative given twice would be parsed into nouns twice
+
+    def parse(location: Location, raw) -> Narrative:
+        narrative = _parse_narrative(location, raw, frames_dir, frame_size)
+        if narrative.vidln_id in lines:
+            raise FormatError(f"vidln_id {narrative.vidln_id} was already given on line {lines[narrative.vidln_id]}",
+                              location.at(record=narrative.vidln_id), "vidln_id")
+        lines[narrative.vidln_id] = location.line
+        return narrative
+
+    return list(read_records(iter_jsonl(path, report), parse, report))
 
 
 def _normalised(value: float, size: int) -> float:
@@ -183,3 +206,12 @@ def narrative_to_json(narrative: Narrative) -> dict:
 def write_narratives(path: str | os.PathLike, narratives: Iterable[Narrative]) -> None:
     """Write narratives as VidLN JSONL (normalised traces), atomically."""
     write_jsonl(path, (narrative_to_json(n) for n in narratives))
+
+
+def parse_narrative(location: Location, raw, *, frame_size: tuple[int, int]) -> Narrative:
+    """One narrative record (the JSON object of the line at ``location``) with its traces in pixels of a
+    ``frame_size`` (width, height) frame; a bad record raises the FormatError :func:`read_narratives` would."""
+    def parse(where: Location, item) -> Narrative:
+        return _parse_narrative(where, item, None, frame_size)
+
+    return next(read_records(iter([(location, raw)]), parse, None))

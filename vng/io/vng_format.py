@@ -196,10 +196,20 @@ def _read_vis(path: str | os.PathLike, report: ReadReport | None, frame_counts: 
     sparse = bool(raw_videos) and isinstance(raw_videos[0], dict) and "ytid" in raw_videos[0]
     videos: dict[int, VISVideo] = {}
 
+    names: dict[str, int] = {}  # video name → id: two videos of one name could not be told apart by their tracks
+
     def parse_video(location: Location, raw) -> VISVideo:
         video = _parse_vis_video(location, raw, sparse)
         if video.id in videos:
             raise FormatError(f"duplicate video id {video.id}", location, "id")
+        try:
+            name = _video_name(video)
+        except ValueError:
+            name = None  # a video without a name; its tracks say so
+        if name in names:
+            raise FormatError(f"video name {name!r} is also video {names[name]}'s", location, "file_names")
+        if name is not None:
+            names[name] = video.id
         videos[video.id] = video
         return video
 

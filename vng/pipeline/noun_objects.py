@@ -13,11 +13,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from vng.io.common import atomic_write
-from vng.io.vidln import find_keyframe
+from vng.io.vidln import read_keyframe
 from vng.language.nouns import SpanAgreement, compare_spans, find_nouns, load_spacy
 from vng.traces import DEFAULT_LINE_WIDTH, Localisation, localise_noun, make_noun_object, rasterise_trace
-from vng.visualize import draw_label, overlay_mask
 from vng.types import Narrative
+from vng.visualize import draw_label, overlay_mask
 
 __all__ = ["NounSource", "NounObjectsResult", "localise_narratives", "render_localisation", "write_overlays"]
 
@@ -85,11 +85,7 @@ def write_overlays(localisations: Iterable[Localisation], frames_dir: str | os.P
         noun, run = localisation.noun, localisation.run
         if run is None:
             continue
-        image_path = find_keyframe(frames_dir, noun.dataset_id, noun.video_id, run.keyframe_name)
-        if image_path is None:
-            raise FileNotFoundError(f"keyframe {run.keyframe_name} of video {noun.video_id} not found under "
-                                    f"{frames_dir}")
-        image = np.asarray(Image.open(image_path).convert("RGB"))
+        image = read_keyframe(frames_dir, noun.dataset_id, noun.video_id, run.keyframe_name, size=noun.frame_size)
         slug = re.sub(r"[^A-Za-z0-9]+", "-", noun.text).strip("-")
         target = (Path(out_dir) / noun.video_id /
                   f"{noun.vidln_id}_{noun.actor_index}_{noun.span[0]}-{noun.span[1]}_{slug}_{run.keyframe_name}.png")

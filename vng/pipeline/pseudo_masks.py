@@ -1,11 +1,10 @@
-"""Stage 2 of the annotation pipeline and the pseudo-mask baseline: prompts → masks with a promptable segmenter.
-
-Two entry points:
+"""The pseudo-mask baseline: released points → masks with a promptable segmenter.
 
 - :func:`make_pseudo_masks` — Point-VOS point annotations → one pseudo-mask per annotated frame and object (Sec. 4.2:
   training sets use the fg + bg points of every annotated frame, validation sets the fg reference points only).
-  Frames come from ``frames_root``: the release root holding ``<Dataset>/videos/<split>/<video>.mp4``
-  (:func:`~vng.io.pointvos.pv_video_path`), or — when that file does not exist — a folder of per-video frame folders
+  Frames come from ``frames_root`` (:func:`find_frames`): the release root holding ``<Dataset>/videos/<split>/
+  <video>.mp4`` (:func:`~vng.io.pointvos.pv_video_path`) or the release's extracted frames ``<Dataset>/<split>/
+  JPEGImages/<object_id>/``, or — when neither exists — a folder of videos or per-video frame folders
   ``<frames_root>/<video_name>/<frame>.jpg`` such as DAVIS ``JPEGImages/480p`` (frame i = the folder's i-th image).
   Layouts of the output (palette PNGs, 0 = background):
 
@@ -21,40 +20,35 @@ Two entry points:
   -m vng.cli pseudo-masks ...``; with the onnx-sam backend this works on CPU-only machines too),
   each frame is encoded once for all its objects, and the run is resumable: each process appends a record per
   finished frame to ``<index folder>/.parts/*.jsonl``; a frame whose records and PNGs exist is skipped.
-  :func:`merge_index` joins the parts into the index JSON.
-- :func:`make_trace_masks` — noun objects (stage 1, ``vng parse-narratives``) → one keyframe pseudo-mask per noun from
-  its mouse-trace run (Sec. 3.2), with optional overlays of trace, prompt and mask for people to check.
+  :func:`merge_index` joins the parts into the index JSON. :func:`start_run` and :func:`finish_run_index` keep one
+  run per folder: a manifest beside the index records the inputs and settings, so that a rerun with others is
+  refused (or, asked to overwrite, redone) instead of mixing its masks with the earlier ones.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
-import cv2
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
-from vng.io.common import FormatError, Location, atomic_write, iter_jsonl, write_json, write_jsonl
+from vng.io.common import FormatError, Location, write_json
 from vng.io.masks import write_mask_png
-from vng.io.noun_objects import localisation_record
-from vng.io.pointvos import pseudo_mask_path, pv_video_path
-from vng.io.video import Video
-from vng.io.vidln import find_keyframe
+from vng.io.outputs import RunState, finish_run, read_manifest, start_folder_run
+from vng.io.pointvos import pseudo_mask_path, pv_frames_candidates
+from vng.io.video import Video, first_existing, video_candidates
 from vng.segmenters.base import Prediction, Prompt, Segmenter
-from vng.segmenters.prompts import PointPromptConfig, TracePromptConfig, points_prompt, trace_prompt
-from vng.traces import Localisation, rasterise_trace
+from vng.segmenters.prompts import PointPromptConfig, points_prompt
 from vng.types import ObjectAnnotation, Points, frame_id
-from vng.visualize import PALETTE, draw_label, overlay_mask
 
-__all__ = ["Layout", "PseudoMaskConfig", "FrameTask", "frame_tasks", "open_video", "index_path", "make_pseudo_masks",
-           "merge_index", "trace_mask_name", "make_trace_masks", "render_trace_mask"]
+__all__ = ["Layout", "PseudoMaskConfig", "FrameTask", "frame_tasks", "find_frames", "open_video", "index_path",
+           "start_run", "finish_run_index", "make_pseudo_masks", "merge_index"]
 
 Layout = Literal["pointvos", "davis"]
 
@@ -91,17 +85,21 @@ def frame_tasks(objects: Iterable[ObjectAnnotation]) -> list[FrameTask]:
     return [FrameTask(video, index, tuple(items)) for (video, index), items in sorted(by_frame.items())]
 
 
-def open_video(frames_root: str | os.PathLike, dataset: str, split: str, video_name: str) -> Video:
-    """The release video ``pv_video_path(frames_root, dataset, split, video_name)``, else the frame folder
-    ``<frames_root>/<video_name>``; FormatError naming both when neither exists."""
-    video_file = pv_video_path(frames_root, dataset, split, video_name)
-    folder = Path(frames_root) / video_name
-    if video_file.is_file():
-        return Video.open(video_file, exact_length=False)
-    if folder.is_dir():
-        return Video.open(folder)
-    raise FormatError(f"video {video_name!r} not found: neither {video_file} nor a frame folder {folder}",
-                      Location(str(frames_root)))
+def find_frames(frames_root: str | os.PathLike, dataset: str, split: str, video_name: str,
+                object_id: str | None = None) -> Path:
+    """The frames of a video under ``frames_root``: a release root (the video, or the object's extracted frames:
+    :func:`~vng.io.pointvos.pv_frames_candidates`), else a folder of videos or frame folders
+    (:func:`~vng.io.video.video_candidates`: ``<frames_root>/<video_name>[.mp4]``); FormatError naming every path
+    tried when there is none."""
+    candidates = (pv_frames_candidates(frames_root, dataset, split, video_name, object_id)
+                  + video_candidates(frames_root, video_name))
+    return first_existing(candidates, f"video {video_name!r}", Location(str(frames_root), record=object_id))
+
+
+def open_video(frames_root: str | os.PathLike, dataset: str, split: str, video_name: str,
+               object_id: str | None = None) -> Video:
+    """:func:`find_frames`, opened (a video file's length from its container: no decoding pass)."""
+    return Video.open(find_frames(frames_root, dataset, split, video_name, object_id), exact_length=False)
 
 
 def index_path(out: str | os.PathLike, *, layout: Layout, dataset: str, split: str) -> Path:
@@ -109,6 +107,34 @@ def index_path(out: str | os.PathLike, *, layout: Layout, dataset: str, split: s
     if layout == "pointvos":
         return Path(out) / dataset / "pseudo_masks" / split / "index.json"
     return Path(out) / "index.json"
+
+
+def start_run(out: str | os.PathLike, *, layout: Layout, dataset: str, split: str,
+              inputs: dict[str, str | os.PathLike], settings: dict, overwrite: bool = False,
+              main_process: bool = True) -> RunState:
+    """Check that a run may write into ``out`` and record it (:func:`vng.io.outputs.begin_run`, the manifest lying
+    beside the index): the same run resumes; another run, or masks from no recorded run, are refused unless
+    ``overwrite``, which first deletes the earlier masks, index and records. Leftover temporary files of killed
+    runs are deleted. Only the main process writes; the others only check (call it in every process, then wait
+    for all of them before :func:`make_pseudo_masks`)."""
+    index = index_path(out, layout=layout, dataset=dataset, split=split)
+    if overwrite and main_process:  # the masks go in start_folder_run
+        shutil.rmtree(_parts_dir(out, layout, dataset, split), ignore_errors=True)
+        index.unlink(missing_ok=True)
+    return start_folder_run(index.parent, "pseudo-masks", inputs=inputs, settings=settings, overwrite=overwrite,
+                            results="*/*.png" if layout == "pointvos" else "Annotations/*/*.png",
+                            main_process=main_process)
+
+
+def finish_run_index(out: str | os.PathLike, *, layout: Layout, dataset: str, split: str) -> Path:
+    """After every process finished: :func:`merge_index` with what produced the masks (the run's inputs and
+    settings, from its manifest), then mark the run complete. Returns the index path."""
+    folder = index_path(out, layout=layout, dataset=dataset, split=split).parent
+    manifest = read_manifest(folder) or {}
+    index = merge_index(out, layout=layout, dataset=dataset, split=split,
+                        metadata={"inputs": manifest.get("inputs"), **(manifest.get("settings") or {})})
+    finish_run(folder)
+    return index
 
 
 def _parts_dir(out, layout: Layout, dataset: str, split: str) -> Path:
@@ -210,8 +236,13 @@ def make_pseudo_masks(objects: Sequence[ObjectAnnotation], frames_root: str | os
     with open(part, "a", encoding="utf-8") as log:
         for task in tqdm(todo, desc=f"pseudo-masks [{process_index}]", disable=not progress):
             if task.video_name != video_name:
-                video, video_name = open_video(frames_root, dataset, split, task.video_name), task.video_name
-            image = video[task.frame_index]
+                video = open_video(frames_root, dataset, split, task.video_name, task.objects[0][0])
+                video_name = task.video_name
+            try:
+                image = video[task.frame_index]
+            except IndexError as error:
+                raise FormatError(f"{error}; objects {[o for o, _, _ in task.objects][:3]} have points on it",
+                                  Location(str(video.path)), "frame_id") from None
             results = _segment_frame(segmenter, image, task, config)
             frame_name = video.frame_names[task.frame_index] if config.layout == "davis" else frame_id(task.frame_index)
             records = _write_frame(out, task, frame_name, results, config, dataset, split, video.size)
@@ -233,93 +264,3 @@ def merge_index(out: str | os.PathLike, *, layout: Layout, dataset: str, split: 
     write_json(target, {"layout": layout, "dataset": dataset, "split": split, **(metadata or {}),
                         "masks": [records[key] for key in sorted(records)]}, indent=1)
     return target
-
-
-# --- traces: noun objects → keyframe pseudo-masks (stage 2 of the annotation pipeline, Fig. 4) -------------------
-
-def trace_mask_name(localisation: Localisation) -> str:
-    """``<vidln_id>_<actor_index>_<start>-<end>_<noun>_<keyframe>``: unique per noun, readable, as stage 1's overlays."""
-    noun, run = localisation.noun, localisation.run
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", noun.text).strip("-")
-    return f"{noun.vidln_id}_{noun.actor_index}_{noun.span[0]}-{noun.span[1]}_{slug}_{run.keyframe_name}"
-
-
-def render_trace_mask(image: np.ndarray, localisation: Localisation, prompt: Prompt, prediction: Prediction, *,
-                      line_width: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB: the mask (orange), the trace (red), the prompt points (white dots) and box (white), and a
-    label with the noun and the predicted IoU."""
-    noun = localisation.noun
-    out = overlay_mask(image, prediction.mask, PALETTE[0], alpha=0.5)
-    out = overlay_mask(out, rasterise_trace(localisation.run.xy, noun.frame_size, line_width=line_width),
-                       (255, 40, 40), alpha=1.0)
-    radius = max(3, round(image.shape[0] / 160))
-    for x, y in np.rint(prompt.points).astype(int):
-        cv2.circle(out, (int(x), int(y)), radius, (255, 255, 255), thickness=-1, lineType=cv2.LINE_AA)
-        cv2.circle(out, (int(x), int(y)), radius, (0, 0, 0), thickness=1, lineType=cv2.LINE_AA)
-    if prompt.box is not None:
-        x0, y0, x1, y1 = np.rint(prompt.box).astype(int)
-        cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), (255, 255, 255), thickness=max(1, radius // 2))
-    return draw_label(out, f"{noun.actor_name}: {noun.text} (predicted IoU {prediction.score:.2f})")
-
-
-def make_trace_masks(localisations: Iterable[Localisation], frames_dir: str | os.PathLike, out: str | os.PathLike,
-                     segmenter: Segmenter, *, config: TracePromptConfig = TracePromptConfig(), seed: int = 0,
-                     overlays: str | os.PathLike | None = None, progress: bool = False) -> list[dict]:
-    """One keyframe pseudo-mask per localised noun: ``<out>/<video_id>/<trace_mask_name>.png`` (0/1 palette PNG),
-    and ``<out>/index.jsonl`` with the noun record (as stage 1 writes it) plus ``mask`` (path relative to ``out``),
-    ``score`` (predicted IoU), ``area`` (the mask's pixels; the trace's are in ``trace_area``) and the ``prompt``.
-    Nouns without a trace are skipped. Resumable: a noun whose PNG and record (and overlay, if asked) exist is kept.
-
-    Args:
-        frames_dir: keyframes as for stage 1 (``<frames>/<dataset_id>/<video_id>/<name>.jpg`` or ``<video_id>/``).
-        seed: with the noun's ids, seeds the points drawn along its trace (order-independent).
-        overlays: also write ``<overlays>/<video_id>/<name>.png`` (:func:`render_trace_mask`).
-
-    Returns:
-        All index records (kept and new), in input order.
-    """
-    out = Path(out)
-    index = out / "index.jsonl"
-    previous = {}
-    if index.is_file():
-        previous = {record["mask"]: record for _, record in iter_jsonl(index)}
-    localised = [loc for loc in localisations if loc.run is not None]
-    by_keyframe: dict[tuple[str, str, str], list[Localisation]] = defaultdict(list)
-    for loc in localised:
-        by_keyframe[(loc.noun.dataset_id, loc.noun.video_id, loc.run.keyframe_name)].append(loc)
-    records: dict[str, dict] = {}
-    for (dataset_id, video_id, keyframe), group in tqdm(by_keyframe.items(), desc="trace masks",
-                                                        disable=not progress):
-        names = [f"{video_id}/{trace_mask_name(loc)}.png" for loc in group]
-        todo = [(name, loc) for name, loc in zip(names, group)
-                if not (name in previous and (out / name).is_file()
-                        and (overlays is None or (Path(overlays) / name).is_file()))]
-        records.update({name: previous[name] for name in names if name in previous})
-        if not todo:
-            continue
-        image_path = find_keyframe(frames_dir, dataset_id, video_id, keyframe)
-        if image_path is None:
-            raise FileNotFoundError(f"keyframe {keyframe} of video {video_id} not found under {frames_dir}")
-        image = np.asarray(Image.open(image_path).convert("RGB"))
-        prompts = []
-        for _, loc in todo:
-            noun = loc.noun
-            if tuple(noun.frame_size) != (image.shape[1], image.shape[0]):
-                raise ValueError(f"keyframe {image_path} is {image.shape[1]}x{image.shape[0]}, the traces of "
-                                 f"{noun.video_id} are for {noun.frame_size}")
-            rng = np.random.default_rng([seed, noun.vidln_id, noun.actor_index, *noun.span])
-            prompts.append(trace_prompt(loc.run.xy, noun.frame_size, config=config, rng=rng))
-        for (name, loc), prompt, prediction in zip(todo, prompts, segmenter.segment_objects(image, prompts)):
-            write_mask_png(out / name, prediction.mask.astype(np.uint8))
-            if overlays is not None:
-                rendered = render_trace_mask(image, loc, prompt, prediction, line_width=config.line_width)
-                with atomic_write(Path(overlays) / name, "wb") as handle:
-                    Image.fromarray(rendered).save(handle, format="PNG")
-            records[name] = {**localisation_record(loc, line_width=config.line_width), "mask": name,
-                             "score": round(prediction.score, 5), "area": int(prediction.mask.sum()),
-                             "trace_area": loc.area,
-                             "prompt": {"mode": config.mode, "points": prompt.points.tolist(),
-                                        "box": None if prompt.box is None else prompt.box.tolist()}}
-    ordered = [records[f"{loc.noun.video_id}/{trace_mask_name(loc)}.png"] for loc in localised]
-    write_jsonl(index, ordered)
-    return ordered

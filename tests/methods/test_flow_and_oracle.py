@@ -1,4 +1,5 @@
-"""The reference methods: the oracle returns the ground truth, the flow baseline segments and tracks a moving square."""
+"""The registry of methods, the oracle (returns the ground truth) and the flow baseline (segments and tracks a moving
+square)."""
 
 from pathlib import Path
 
@@ -6,8 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from vng.baselines import (METHODS, FlowConfig, FlowMethod, OracleMethod, grabcut_from_points, ground_truth_folder,
-                           warp_mask)
+from vng.methods import METHODS, FlowConfig, FlowMethod, OracleMethod, build_method
+from vng.methods.flow import warp_mask
+from vng.methods.oracle import ground_truth_folder
+from vng.segmenters.grabcut import GrabCutConfig, grabcut_from_points
 from vng.io.davis import write_davis_sequence
 from vng.io.video import Video
 from vng.types import Points
@@ -57,11 +60,18 @@ def centre_points(mask, count):
     return Points(np.stack([xs[picks], ys[picks]], 1), np.ones(count, np.int8))
 
 
-def test_methods_mapping_builds_methods():
-    assert set(METHODS) == {"oracle", "flow"}
-    for name, factory in METHODS.items():
-        method = factory()
+def test_every_method_is_built_by_name_and_says_its_name(tmp_path):
+    assert set(METHODS) == {"oracle", "flow", "point-stcn", "stcn-pseudo-masks"}
+    for name in METHODS:
+        options = {"checkpoint": tmp_path} if "stcn" in name else {}
+        method = build_method(name, **options)
         assert method.name == name and callable(method.start)
+    with pytest.raises(ValueError, match="unknown method 'sam-pt'"):
+        build_method("sam-pt")
+    with pytest.raises(ValueError, match="needs checkpoint"):
+        build_method("point-stcn")
+    with pytest.raises(ValueError, match="takes no option checkpoint"):
+        build_method("flow", checkpoint=tmp_path)
 
 
 def test_ground_truth_folder():
@@ -145,24 +155,26 @@ def test_flow_in_reverse(sequence):
 
 def test_flow_config_is_checked():
     with pytest.raises(ValueError, match="fraction"):
-        FlowConfig(seed_radius=2.0)
+        GrabCutConfig(seed_radius=2.0)
+    with pytest.raises(ValueError, match="fraction"):
+        FlowConfig(refine_band=1.5)
     with pytest.raises(ValueError):
-        FlowConfig(grabcut_iterations=0)
+        GrabCutConfig(grabcut_iterations=0)
 
 
 def test_pseudo_mask_method_starts_stcn_from_the_segmenters_mask(sequence, tmp_path):
-    """stcn_pseudo_masks: the reference points become a GrabCut mask, which is the prediction on that frame
+    """stcn-pseudo-masks: the reference points become a GrabCut mask, which is the prediction on that frame
     (a mask prompt is taken as given) and what STCN propagates from."""
     import torch
 
-    from vng.baselines import PseudoMaskSTCNMethod
-    from vng.inference import SegmenterConfig
+    from vng.methods import PseudoMaskSTCNMethod
+    from vng.methods.stcn import STCNInferenceConfig
     from vng.models.stcn import STCN, STCNConfig
 
     frames, labels = sequence
     torch.manual_seed(0)
     STCN(STCNConfig.tiny()).save_pretrained(tmp_path / "stcn")
-    method = PseudoMaskSTCNMethod(tmp_path / "stcn", "grabcut", config=SegmenterConfig(size=None))
+    method = PseudoMaskSTCNMethod(tmp_path / "stcn", "grabcut", config=STCNInferenceConfig(size=None))
     video = Video.open(frames)
     points = Points(np.array([[14.0, 22.0], [20.0, 28.0]]), np.array([1, 1]))
     session = method.start(video)
@@ -188,3 +200,26 @@ def test_grabcut_segmenter_is_grabcut_from_points(sequence):
     assert np.isnan(score)
     with pytest.raises(ValueError, match="at least one foreground point"):
         segmenter.segment(image, [[24, 24]], [0])
+
+
+def test_cli_segment_without_a_checkpoint_runs_the_default_method_on_several_objects(sequence, tmp_path):
+    from typer.testing import CliRunner
+
+    from vng.cli import app
+    from vng.io.masks import read_mask_png
+
+    frames, masks = sequence
+    out = tmp_path / "out"
+    ys, xs = np.nonzero(masks[3])
+    inside = f"{xs.mean():.1f},{ys.mean():.1f},1"
+    result = CliRunner().invoke(app, ["segment", str(frames), "--frame", "3", "--points", inside,
+                                      "--points", "4:2.5,2.5,1;40,40,0", "--out", str(out), "--overlay"])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == [f"{i:05d}.png" for i in range(FRAMES)] and (out / "overlay.mp4").is_file()
+    assert iou(read_mask_png(out / "00000.png") == 1, masks[0]) > 0.6  # backward from frame 3
+    assert set(np.unique(read_mask_png(out / "00003.png"))) <= {0, 1, 4}
+    for bad in (["1:5,5,1.7"], ["5,5"], ["1:5,5,1", "1:6,6,1"]):
+        arguments = [option for value in bad for option in ("--points", value)]
+        result = CliRunner().invoke(app, ["segment", str(frames), *arguments, "--out", str(tmp_path / "x")])
+        assert result.exit_code == 2 and "--points" in result.output

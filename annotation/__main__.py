@@ -1,0 +1,3 @@
+from annotation.cli import main
+
+main()
