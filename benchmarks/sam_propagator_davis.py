@@ -26,9 +26,11 @@ import numpy as np
 from PIL import Image
 
 from vng.benchmark.davis import evaluate_davis, write_davis_csvs
-from vng.benchmark.protocol import merge_objects, run_point_benchmark, run_segmentation_jobs
+from vng.benchmark.frames import run_jobs
+from vng.benchmark.protocol import run_point_benchmark
+from vng.inference import write_segmentation
 from vng.io.davis import read_davis_split
-from vng.io.masks import read_mask_png, write_mask_png
+from vng.io.masks import read_mask_png
 from vng.io.pointvos import read_pv_annotations
 from vng.io.video import Video
 from vng.methods.sam_propagator import SamPropagator, SamPropagatorConfig
@@ -58,16 +60,10 @@ def first_frame_objects(path: Path) -> dict[int, np.ndarray]:
 def segment_from_mask(job: MaskJob) -> int:
     """The semi-supervised setting: every object of the first annotated frame given as a mask; one palette PNG per
     frame. Returns the frames written."""
-    video = Video.open(job.frames)
-    width, height = video.size
-    session = job.method.start(video)
+    session = job.method.start(Video.open(job.frames))
     for object_id, mask in first_frame_objects(job.first_mask).items():
         session.add_mask(0, object_id, mask)
-    written = 0
-    for frame_index, masks in session.propagate():
-        write_mask_png(job.out / f"{video.frame_names[frame_index]}.png", merge_objects(masks, (height, width)))
-        written += 1
-    return written
+    return write_segmentation(session, job.out)
 
 
 def write_overlays(davis: Path, predictions: Path, sequence: str, out: Path, *, count: int = 5) -> None:
@@ -123,8 +119,7 @@ def main() -> None:
                  else read_davis_split(args.davis, year=args.year, split="val"))
     config = SamPropagatorConfig(embedding_cache_dir=None if args.embedding_cache is None
                                  else str(args.embedding_cache))
-    options = {} if args.num_threads is None else {"num_threads": args.num_threads}
-    method = SamPropagator("onnx-sam", config=config, **options)
+    method = SamPropagator(config=config, num_threads=args.num_threads)
     lines = [f"# sam_propagator on DAVIS-{args.year} val ({len(sequences)} sequences)", ""]
     per_sequence: dict[str, dict[str, float]] = {s: {} for s in sequences}
     worst: dict[str, list[str]] = {}
@@ -149,8 +144,8 @@ def main() -> None:
         out = args.out / "mask-init"
         jobs = [MaskJob(method, args.davis / "JPEGImages" / "480p" / s,
                         sorted((args.davis / "Annotations" / "480p" / s).glob("*.png"))[0], out / s) for s in sequences]
-        costs = [len(Video.open(job.frames)) for job in jobs]
-        run_segmentation_jobs(segment_from_mask, jobs, costs, args.processes, progress=True)
+        run_jobs(segment_from_mask, jobs, processes=args.processes, costs=[len(Video.open(j.frames)) for j in jobs],
+                 progress="segmenting", unit="frame")
         scores = evaluate_davis(args.davis, out, sequences=sequences, processes=args.processes)
         write_davis_csvs(scores, out, "val")
         lines += [f"First frame's ground-truth mask: J&F {100 * scores.j_and_f_mean:.1f} "
@@ -172,8 +167,10 @@ def main() -> None:
         lines.append(f"Worst sequences, {setting}: {', '.join(names)} (overlays in overlays/{setting}/)")
 
     if args.speed:
-        cold = time_session(SamPropagator("onnx-sam", **options), args.davis, args.speed)  # nothing cached
-        warm_method = SamPropagator("onnx-sam", config=SamPropagatorConfig(embedding_cache_bytes=2**31), **options)
+        cold = time_session(SamPropagator(config=SamPropagatorConfig(embedding_cache_bytes=0),
+                                          num_threads=args.num_threads), args.davis, args.speed)  # nothing cached
+        warm_method = SamPropagator(config=SamPropagatorConfig(embedding_cache_bytes=2**31),
+                                    num_threads=args.num_threads)
         time_session(warm_method, args.davis, args.speed)
         warm = time_session(warm_method, args.davis, args.speed)
         lines += ["", f"Seconds per frame on {args.speed} (one object, forward pass): {cold:.3f} with the encoder, "

@@ -61,7 +61,7 @@ def centre_points(mask, count):
 
 
 def test_every_method_is_built_by_name_and_says_its_name(tmp_path):
-    assert set(METHODS) == {"oracle", "flow", "point-stcn", "stcn-pseudo-masks"}
+    assert set(METHODS) == {"sam-propagator", "oracle", "flow", "point-stcn", "stcn-pseudo-masks"}
     for name in METHODS:
         options = {"checkpoint": tmp_path} if "stcn" in name else {}
         method = build_method(name, **options)
@@ -202,7 +202,7 @@ def test_grabcut_segmenter_is_grabcut_from_points(sequence):
         segmenter.segment(image, [[24, 24]], [0])
 
 
-def test_cli_segment_without_a_checkpoint_runs_the_default_method_on_several_objects(sequence, tmp_path):
+def test_cli_segment_with_flow_on_several_objects(sequence, tmp_path):
     from typer.testing import CliRunner
 
     from vng.cli import app
@@ -212,7 +212,7 @@ def test_cli_segment_without_a_checkpoint_runs_the_default_method_on_several_obj
     out = tmp_path / "out"
     ys, xs = np.nonzero(masks[3])
     inside = f"{xs.mean():.1f},{ys.mean():.1f},1"
-    result = CliRunner().invoke(app, ["segment", str(frames), "--frame", "3", "--points", inside,
+    result = CliRunner().invoke(app, ["segment", str(frames), "--method", "flow", "--frame", "3", "--points", inside,
                                       "--points", "4:2.5,2.5,1;40,40,0", "--out", str(out), "--overlay"])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.glob("*.png"))

