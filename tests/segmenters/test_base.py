@@ -213,3 +213,37 @@ def test_focus_pass_of_a_sam_model_equals_decoding_the_crop_by_hand(tiny_onnx, i
     assert got.mask[outside].any() and (got.mask[y0:y1, x0:x1] != first.mask[y0:y1, x0:x1]).any()
     with pytest.raises(ValueError, match="keeps the image"):  # features from elsewhere (a cache): no pixels to crop
         focused.predict(ImageEmbedding(embedding.features, embedding.original_size, embedding.input_size), prompt)
+
+
+class ThreeMasks(SamStyleSegmenter):
+    """Answers every ambiguous prompt with three masks covering 10 %, 30 % and 80 % of a square image, predicted IoU
+    0.9, 0.5 and 0.7; an unambiguous one with the 30 % mask."""
+
+    input_size, low_res_size = 64, 10
+
+    def _encode(self, pixels):
+        return None
+
+    def _decode(self, embedding, coords, labels, box, mask_input, multimask):
+        rows = np.arange(10)[:, None] < np.array([1, 3, 8])[:, None, None]
+        masks = np.where(np.broadcast_to(rows, (3, 10, 10)), 5.0, -5.0).astype(np.float32)
+        if not multimask:
+            return np.array([0.6], np.float32), masks[1:2]
+        return np.array([0.9, 0.5, 0.7], np.float32), masks
+
+
+@pytest.mark.parametrize("whole_object, area", [(None, 0.1), (1.0, 0.8), (0.5, 0.3), (0.05, 0.1)])
+def test_whole_object_is_the_largest_mask_that_is_not_the_scene(whole_object, area):
+    segmenter = ThreeMasks(SamDecodingConfig(refine_iterations=0))
+    embedding = segmenter.embed(np.zeros((64, 64, 3), np.uint8))
+    decoding = SamDecodingConfig(refine_iterations=0, whole_object=whole_object)
+    one_click = segmenter.predict(embedding, Prompt([[5, 5]], [1]), decoding=decoding)
+    assert one_click.mask.mean() == pytest.approx(area, abs=0.01)  # bilinear upscaling moves the edge a little
+    # two points are not ambiguous: SAM's single mask whatever the setting
+    assert segmenter.predict(embedding, Prompt([[5, 5], [9, 9]], [1, 1]), decoding=decoding).mask.mean() == \
+        pytest.approx(0.3, abs=0.01)
+
+
+def test_whole_object_is_a_fraction():
+    with pytest.raises(ValueError, match="whole_object"):
+        SamDecodingConfig(whole_object=0.0)

