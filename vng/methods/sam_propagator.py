@@ -82,20 +82,23 @@ class SamPropagatorConfig:
     # (half size at 480p costs 0.9 J&F there against full size and halves the time).
     flow_size: int = 240
     flow_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM  # ~10 ms a 427x240 pair on 2 cores
-    # A tracked point is dropped when going forward and back misses its start by more than this: 2 px, the usual
-    # forward-backward threshold for point tracks; larger kept points that slid off thin objects.
+    # A tracked point is dropped when going forward and back misses its start by more than this: 2 px, a usual
+    # forward-backward threshold for point tracks (not tuned).
     track_tolerance: float = 0.004
-    # Positive points per object given to the decoder: SAM-PT's 8 (K-medoids of the mask), which covers thin parts
-    # that 1-5 interior points left out (a swan's neck: 73 -> 95 J&F from the first frame's mask).
+    # Positive points per object given to the decoder: SAM-PT's 8 (K-medoids of the mask). Spread over the mask they
+    # keep thin parts that a single interior point lets SAM drop (blackswan's neck: 73 -> 95 J&F from the first
+    # frame's mask with 5 to 8 points).
     positive_points: int = 8
-    # Negative points per object, in a ring around its mask: they stop leaks into touching background (+3 J&F on
-    # the 6 sequences: dog 75 -> 86).
+    # Negative points per object, in a ring around its mask: they stop leaks into touching background (measured
+    # with the step from 5 to 8 positive points: 52.2 -> 55.3 mean J&F of the mask / 1 / 10-point settings on dog,
+    # libby, soapbox and drift-chicane; dog 75 -> 86).
     negative_points: int = 4
     point_spacing: float = 0.04  # 20 px between new points of one object: the paper's d (Sec. 3.1)
     core_distance: float = 0.01  # 5 px: new positive points lie at least this far inside the mask (not on its edge)
     ring: tuple[float, float] = (0.02, 0.08)  # 10-40 px: the band outside the mask where negative points go
-    # Decoder passes with its own answer fed back as mask_input after the first; the prior is the first pass's
-    # mask_input already, so one refinement is enough (the segmenter's own default is 2: for a cold start).
+    # Decoder passes with its own answer fed back as mask_input after the first. The prior is the first pass's
+    # mask_input already, so one is kept (the segmenter's default of 2 is for a cold start; each pass is ~1/3 of the
+    # frame's decoder time; not tuned).
     refine_iterations: int = 1
     # A zoom-in pass (FocusConfig) for the mask of a points prompt, or None. It costs one encoder run per prompt,
     # not per frame; on 70 DAVIS-2016 val frames (every 20th, fresh random points) the mask's IoU goes from
@@ -109,7 +112,9 @@ class SamPropagatorConfig:
     # object), below it, it can only remove: 0.3 / 0.5 / 0.6 / 0.7 gave 63 / 74 / 76 / 77 J&F on the 6 sequences;
     # 0.6 leaves the flow a say where the readout's 16-px cells are too coarse (thin parts).
     readout_weight: float = 0.6
-    readout_window: int = 3  # embedding cells (16 px each) around the warped mask that read the memory
+    # Embedding cells (16 px each) around the warped mask that read the memory. 5 cells and a window growing with
+    # the object's size were no better on the 6 sequences.
+    readout_window: int = 3
     readout_top_k: int = 20  # STCN's top-k: affinities below the k best are noise
     readout_temperature: float = 0.05  # softmax temperature of cosine affinities (in [-1, 1])
     memory_every: int = 5  # frames between memory frames (STCN's mem_every)
@@ -117,7 +122,7 @@ class SamPropagatorConfig:
     # lost the soapbox and the drifting car: 76 -> 56 J&F on the 6 sequences); 4 with memory_every 5 spans 20 frames.
     memory_frames: int = 4
     # The decoder's answer is kept when its mask's IoU with the prior is at least this; else the prior is the
-    # answer (SAM sometimes answers a part, or the whole scene, for a prompt that drifted).
+    # answer (SAM sometimes answers a part, or the whole scene, for a prompt that drifted). Not tuned.
     min_agreement: float = 0.5
     # Logits are clipped to +-this: a mask prompt becomes +-this, and warped logits stay on SAM's scale (SAM's
     # own answers are mostly within +-10 away from edges).
@@ -533,8 +538,8 @@ class SamPropagatorSession(PromptedSession):
 
     def _start(self, frame_index: int, object_id: int, prompt: Points | np.ndarray, embedding: ImageEmbedding,
                grid: _CellGrid, keys: torch.Tensor) -> _Track:
-        """A track from a prompt: the segmenter's mask of the points (fg and bg; ambiguous ones dropped) with its
-        own decoding settings, or the given mask; its points; a memory with this frame as reference."""
+        """A track from a prompt: the segmenter's mask of the points (:meth:`_points_mask`) or the given mask, the
+        points (the prompt's, topped up from the mask) and a memory with this frame as reference."""
         clip = self.config.logit_clip
         positives = negatives = np.zeros((0, 2), np.float32)
         if isinstance(prompt, Points):
