@@ -10,7 +10,7 @@ Reported per method: the share of fg candidates accepted, bg rejected, and how t
 (goal: >= 95 % of fg and >= 99 % of bg right).
 
     VNG_MODELS_DIR=/work/models python benchmarks/pipeline_precision.py --davis ../shared/data/davis2016-val \\
-        --methods flow,oracle --out outputs/pipeline_precision.json
+        --methods flow,oracle,sam-propagator --embedding-cache outputs/embeddings --out outputs/pipeline_precision.json
 """
 
 from __future__ import annotations
@@ -26,13 +26,20 @@ import numpy as np
 from vng.io.davis import davis_mask_paths, read_davis_split
 from vng.io.masks import read_mask_png
 from vng.io.video import Video
-from vng.methods import DEFAULT_METHOD, build_method
+from vng.methods import DEFAULT_METHOD, SamPropagatorConfig, build_method
 from vng.metrics import jaccard
 from vng.pipeline.propagation import KeyframePrompt, propagate_objects
 from vng.pipeline.simulation import CandidatePrecision
 from vng.points import CandidateConfig, evenly_spaced_frames, sample_object_candidates, sample_points
 from vng.segmenters import Prompt, build_segmenter
 from vng.verification import SimulatedAnnotatorConfig, simulate_labels
+
+
+def method_options(name: str, embedding_cache: Path | None) -> dict:
+    """Options of a method by name: the embedding cache folder for sam-propagator, nothing for the others."""
+    if name == "sam-propagator" and embedding_cache is not None:
+        return {"config": SamPropagatorConfig(embedding_cache_dir=str(embedding_cache))}
+    return {}
 
 
 def main() -> None:
@@ -45,6 +52,8 @@ def main() -> None:
     parser.add_argument("--edge-band", type=float, default=2.0, help="px: the simulated annotator's ambiguous band")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
+    parser.add_argument("--embedding-cache", type=Path, default=None,
+                        help="sam-propagator's on-disk embedding cache (shared with benchmarks/sam_propagator_davis.py)")
     args = parser.parse_args()
     sequences = (args.sequences.split(",") if args.sequences
                  else read_davis_split(args.davis, year="2016", split="val"))
@@ -55,6 +64,7 @@ def main() -> None:
     precision = {name: CandidatePrecision() for name in methods}
     seconds = dict.fromkeys(methods, 0.0)
     per_sequence = []
+    built = {name: build_method(name, **method_options(name, args.embedding_cache)) for name in methods}
     for sequence in sequences:
         video = Video.open(args.davis / "JPEGImages" / "480p" / sequence)
         truth = [read_mask_png(path) > 0 for path in davis_mask_paths(args.davis, sequence)]
@@ -67,8 +77,7 @@ def main() -> None:
         row = {"sequence": sequence, "frames": len(video), "pseudo_mask_iou": round(iou, 4)}
         for name in methods:
             start = time.perf_counter()
-            maps = propagate_objects(video, [KeyframePrompt(sequence, middle, pseudo)], build_method(name),
-                                     frames)[0]
+            maps = propagate_objects(video, [KeyframePrompt(sequence, middle, pseudo)], built[name], frames)[0]
             seconds[name] += time.perf_counter() - start
             candidates = sample_object_candidates({f: maps.probability(f) for f in maps.frames}, config=config,
                                                   rng=np.random.default_rng([args.seed, crc, 1]))
