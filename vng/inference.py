@@ -58,6 +58,13 @@ class SegmentationSession(Protocol):
         mask: what the annotation pipeline thresholds into likely foreground, likely background and uncertain
         regions to sample point candidates (Sec. 3.2)."""
 
+    def allow_overlap(self) -> bool:
+        """Segment each object as if it were alone, so that masks may overlap (the annotation pipeline's objects are
+        referents of captions: a tiger and its stripes, or one tiger named by two narratives, must not compete for
+        pixels). Returns whether the session can: one whose objects interact (STCN's aggregation) returns False,
+        and a caller that needs independent objects gives each its own session. Called before propagating; by
+        default a session's objects are exclusive (a pixel belongs to at most one), as VOS benchmarks score them."""
+
 
 class Method(Protocol):
     """A segmentation method: a ``name`` (for reports) and a factory of sessions, one per video."""
@@ -161,6 +168,10 @@ class PromptedSession:
         if not mask.any():
             raise ValueError(f"object {object_id} on frame {frame_index}: empty mask")
         self._prompts.setdefault(frame_index, {})[object_id] = mask
+
+    def allow_overlap(self) -> bool:
+        """Objects are exclusive unless a method says otherwise (:meth:`SegmentationSession.allow_overlap`)."""
+        return False
 
     def _frame_order(self, reverse: bool) -> range:
         if not self._prompts:

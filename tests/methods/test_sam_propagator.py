@@ -214,6 +214,25 @@ def test_two_objects_both_directions_disjoint_masks_and_probabilities():
                                           & (probabilities[t][object_id] > 1 - stacked.sum(0)))
 
 
+def test_overlapping_objects_compete_unless_the_caller_allows_overlap():
+    # two referents of one object (the pipeline: a tiger named by two narratives), prompted on different frames
+    scene = Scene(12, {RED: lambda t: (60 + 8 * t, 96)})
+    for overlap in (False, True):
+        session = SamPropagator(ColourSam()).start(scene.video)
+        assert not overlap or session.allow_overlap()
+        session.add_mask(0, 1, scene.visible(RED, 0))
+        session.add_mask(3, 2, scene.visible(RED, 3))
+        masks = dict(session.propagate())[11]
+        probabilities = dict(session.propagate_probabilities())[11]
+        if overlap:
+            for object_id in (1, 2):
+                assert iou(masks[object_id], scene.visible(RED, 11)) > 0.95
+                np.testing.assert_array_equal(masks[object_id], probabilities[object_id] > 0.5)
+        else:
+            assert not (masks[1] & masks[2]).any()
+            assert (probabilities[1] + probabilities[2]).max() <= 1 + 1e-5
+
+
 def test_sessions_share_the_embedding_cache_and_frames_are_streamed():
     scene = Scene(12, {RED: lambda t: (60 + 6 * t, 96)})
     video = scene.video

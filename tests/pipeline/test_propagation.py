@@ -15,9 +15,12 @@ from vng.points import evenly_spaced_frames
 class _ShiftSession(PromptedSession):
     """Each object's mask moves one pixel right a frame from its prompt; every frame a pass reads is logged."""
 
-    def __init__(self, video, log):
+    def __init__(self, video, log, overlap):
         super().__init__(video)
-        self.log = log
+        self.log, self.overlap = log, overlap
+
+    def allow_overlap(self):
+        return self.overlap
 
     def propagate(self, *, reverse=False):
         active = {}
@@ -34,11 +37,12 @@ class _ShiftSession(PromptedSession):
 class _ShiftMethod:
     log: list = field(default_factory=list)
     sessions: list = field(default_factory=list)
+    overlap: bool = True  # whether its sessions can keep objects independent (allow_overlap)
     name: str = "shift"
 
     def start(self, video):
         self.sessions.append(video)
-        return _ShiftSession(video, self.log)
+        return _ShiftSession(video, self.log, self.overlap)
 
 
 @pytest.fixture
@@ -81,6 +85,10 @@ def test_several_sessions_when_a_video_has_more_objects_than_a_session_holds(vid
     method = _ShiftMethod()
     results = propagate_objects(video, prompts, method, [0, 29], max_objects_per_session=2)
     assert len(method.sessions) == 3 and [r.object_id for r in results] == ["0", "1", "2", "3", "4"]
+    # a method whose objects interact (STCN's aggregation) runs each object alone: overlapping referents never
+    # compete for pixels
+    method = _ShiftMethod(overlap=False)
+    assert propagate_objects(video, prompts, method, [0, 29]) == results and len(method.sessions) == 5
     with pytest.raises(ValueError, match="prompted once"):
         propagate_objects(video, prompts[:1] * 2, method, [0])
 

@@ -129,6 +129,9 @@ class _FlowSession(PromptedSession):
                     return refined
         return warped
 
+    def allow_overlap(self) -> bool:
+        return True  # each object is carried and re-cut on its own
+
     def propagate(self, *, reverse: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         masks: dict[int, np.ndarray] = {}
         previous = None  # the previous frame, grey at the flow size

@@ -52,6 +52,9 @@ class _OracleSession(PromptedSession):
         values = values[values != 0]
         return int(np.bincount(values).argmax()) if len(values) else 0
 
+    def allow_overlap(self) -> bool:
+        return True  # each object is read from the annotations on its own
+
     def propagate(self, *, reverse: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         for frame_index in self._frame_order(reverse):
             for object_id, prompt in self._prompts.get(frame_index, {}).items():

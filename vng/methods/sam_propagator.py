@@ -32,7 +32,8 @@ for each object:
    otherwise the prior is the answer for this frame.
 6. **Objects.** Objects are segmented independently from one shared encoder run per frame and then made exclusive:
    each object's probability is normalised against the others' and the background (``prod(1 - p)``), the mask of a
-   pixel is the most probable class. The memory takes the frame every ``memory_every`` frames when the answer was
+   pixel is the most probable class (or, after ``allow_overlap()``, each object keeps its own probability: the
+   annotation pipeline's objects may overlap). The memory takes the frame every ``memory_every`` frames when the answer was
    kept. An object whose mask vanishes (it left the frame, or is hidden) is searched for in the whole frame by the
    memory readout, and comes back when the readout finds it.
 
@@ -471,6 +472,11 @@ class SamPropagatorSession(PromptedSession):
         self._tracks: dict[int, _Track] = {}
         self._reference_masks: dict[tuple[int, int], tuple[Points, np.ndarray]] = {}  # (frame, object): (prompt, mask)
         self._decoding = dataclasses.replace(segmenter.decoding, refine_iterations=config.refine_iterations)
+        self._exclusive_objects = True
+
+    def allow_overlap(self) -> bool:
+        self._exclusive_objects = False  # each track already runs alone; only the last step joins them
+        return True
 
     @property
     def memory_frames(self) -> dict[int, tuple[int, ...]]:
@@ -483,7 +489,8 @@ class SamPropagatorSession(PromptedSession):
         """Segment the video frame by frame (see :meth:`vng.inference.SegmentationSession.propagate`).
 
         Yields:
-            ``(frame_index, {object_id: (H, W) bool})``; the masks of one frame are disjoint.
+            ``(frame_index, {object_id: (H, W) bool})``; the masks of one frame are disjoint (unless
+            :meth:`allow_overlap`).
         """
         for frame_index, probabilities in self._pass(reverse):
             yield frame_index, self._masks(probabilities)
@@ -494,12 +501,14 @@ class SamPropagatorSession(PromptedSession):
 
         Yields:
             ``(frame_index, {object_id: (H, W) float32 in [0, 1]})``; with the background's ``prod(1 - p)`` they
-            sum to 1 at every pixel, and :meth:`propagate`'s masks are where an object's is the largest.
+            sum to 1 at every pixel, and :meth:`propagate`'s masks are where an object's is the largest (after
+            :meth:`allow_overlap`, each object's own probability, and its mask where it is above 0.5).
         """
         return self._pass(reverse)
 
-    @staticmethod
-    def _masks(probabilities: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    def _masks(self, probabilities: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        if not self._exclusive_objects:
+            return {object_id: p > 0.5 for object_id, p in probabilities.items()}
         ids = list(probabilities)
         stacked = np.stack([1 - np.sum(list(probabilities.values()), 0)] + [probabilities[i] for i in ids])
         labels = stacked.argmax(0)
@@ -609,11 +618,12 @@ class SamPropagatorSession(PromptedSession):
 
     def _exclusive(self, tracks: dict[int, _Track]) -> dict[int, np.ndarray]:
         """Each object's probability normalised against the others' and the background's ``prod(1 - p)``; an
-        object's logits keep their scale but turn negative where another object wins."""
+        object's logits keep their scale but turn negative where another object wins. After :meth:`allow_overlap`,
+        each object's own probability."""
         if not tracks:
             return {}
         independent = {object_id: _sigmoid(track.logits) for object_id, track in tracks.items()}
-        if len(tracks) == 1:
+        if len(tracks) == 1 or not self._exclusive_objects:
             return independent
         background = np.prod([1 - p for p in independent.values()], axis=0)
         total = background + np.sum(list(independent.values()), axis=0)

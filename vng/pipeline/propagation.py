@@ -4,9 +4,12 @@ backward to the first (Sec. 3.2: STCN; here any method of :mod:`vng.methods`, th
 The frames stage 4 samples candidates on (``num_frames`` evenly spaced ones, :func:`~vng.points.evenly_spaced_frames`)
 are known before propagation starts, so only their maps are kept: :func:`vng.inference.propagate_video` (the one
 "forward, then backward" loop) yields just those frames and stops each pass past them, and each map is kept as
-uint8 (:class:`~vng.types.ObjectProbabilities`) — no (T, H, W) stack per object. All objects of a video run in one
-session, so a method that encodes frames encodes each once; a session holds at most 255 objects (ids are palette
-indices), so a video with more runs several.
+uint8 (:class:`~vng.types.ObjectProbabilities`) — no (T, H, W) stack per object. Objects are referents of captions
+and may overlap (a tiger and its stripes; one tiger named by two narratives), so none may take pixels from another:
+all objects of a video run in one session when the method can keep them independent
+(:meth:`~vng.inference.PromptedSession.allow_overlap`: sam-propagator, flow, the oracle), so a method that encodes
+frames encodes each once; otherwise (STCN, whose objects share one soft aggregation) each object runs in its own
+session. A session holds at most 255 objects (ids are palette indices), so a video with more runs several.
 
 Frames are streamed. A video file is decoded once into a raw frame file for the run (the backward pass reads frames
 in reverse, and ``Video`` never seeks; :func:`~vng.io.video.decode_to_disk`), deleted when the video is done.
@@ -53,7 +56,8 @@ def propagate_objects(video: Video, prompts: Sequence[KeyframePrompt], method: M
         prompts: one per object, each on its own keyframe; ids must be distinct.
         method: any method of :mod:`vng.methods` (binary ones give soft maps: ``mask_to_probability``).
         frames: the frames whose maps are kept (stage 4's sampling frames).
-        max_objects_per_session: objects per session (255: the palette limit).
+        max_objects_per_session: objects per session (255: the palette limit) of a method that keeps them
+            independent (one per session otherwise).
 
     Returns:
         One :class:`ObjectProbabilities` per prompt, in prompt order, over the sorted ``frames``.
@@ -65,9 +69,11 @@ def propagate_objects(video: Video, prompts: Sequence[KeyframePrompt], method: M
         raise ValueError(f"max_objects_per_session must be in [1, {MAX_SESSION_OBJECTS}]")
     frames = sorted(set(frames))
     kept: dict[str, dict[int, np.ndarray]] = {object_id: {} for object_id in ids}
-    for start in range(0, len(prompts), max_objects_per_session):
-        group = prompts[start:start + max_objects_per_session]
+    start = 0
+    while start < len(prompts):
         session = method.start(video)
+        group = prompts[start:start + (max_objects_per_session if session.allow_overlap() else 1)]
+        start += len(group)
         for number, prompt in enumerate(group, start=1):
             session.add_mask(prompt.frame_index, number, prompt.mask)
         for frame_index, maps in propagate_video(session, probabilities=True, frames=frames):
