@@ -644,6 +644,18 @@ def _finish_stages(workdir, reports, state, *, collect: bool) -> None:
         _fail(f"{skipped} video(s) skipped, each named above with why; the others are done ({summary})")
 
 
+def _run_stages(workdir, state, stage, *args, collect: bool, **options) -> None:
+    """Run a pipeline stage function (or ``prepare``) on this process's share of the videos, then report them
+    (:func:`_finish_stages`). A FormatError, or an OutputConflict (the folder holds a run with other settings),
+    ends the command with its message."""
+    try:
+        reports = stage(*args, process_index=state.process_index, num_processes=state.num_processes,
+                        progress=state.is_local_main_process, **options)
+    except ValueError as error:
+        _fail(str(error))
+    _finish_stages(workdir, reports if isinstance(reports, list) else [reports], state, collect=collect)
+
+
 @annotate_app.command("prepare")
 def annotate_prepare(
     source_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="VidLN narratives JSONL, or the "
@@ -674,14 +686,9 @@ def annotate_prepare(
     segmenter = _segmenter(backend, encoder, decoder, model_cache, None, "vit_h", str(state.device), threads, 2,
                            True, 0.0)
     workdir = WorkDir(out)
-    try:
-        reports = prepare(source_file, videos, workdir, segmenter=segmenter, method=chosen, kind=source,
-                          objects=config, candidates=CandidateConfig(min_distance=min_distance), seed=seed,
-                          overlays=overlays, overwrite=overwrite, process_index=state.process_index,
-                          num_processes=state.num_processes, progress=state.is_local_main_process)
-    except ValueError as error:  # FormatError, and OutputConflict: the folder holds a run with other settings
-        _fail(str(error))
-    _finish_stages(workdir, reports, state, collect=True)
+    _run_stages(workdir, state, prepare, source_file, videos, workdir, segmenter=segmenter, method=chosen,
+                kind=source, objects=config, candidates=CandidateConfig(min_distance=min_distance), seed=seed,
+                overlays=overlays, overwrite=overwrite, collect=True)
 
 
 @annotate_app.command("objects")
@@ -704,13 +711,8 @@ def annotate_objects(
     config = _object_config(nouns, include_background, keyframe_numbering, dataset, split)
     state = _pipeline_state()
     workdir = WorkDir(out)
-    try:
-        report = make_objects(source_file, videos, workdir, kind=source, config=config, overwrite=overwrite,
-                              process_index=state.process_index, num_processes=state.num_processes,
-                              progress=state.is_local_main_process)
-    except ValueError as error:  # FormatError, OutputConflict
-        _fail(str(error))
-    _finish_stages(workdir, [report], state, collect=False)
+    _run_stages(workdir, state, make_objects, source_file, videos, workdir, kind=source, config=config,
+                overwrite=overwrite, collect=False)
 
 
 @annotate_app.command("trace-masks")
@@ -727,13 +729,8 @@ def annotate_trace_masks(
     segmenter = _segmenter(backend, encoder, decoder, model_cache, None, "vit_h", str(state.device), threads, 2,
                            True, 0.0)
     workdir = WorkDir(workdir_path)
-    try:
-        report = make_trace_masks(workdir, segmenter, seed=seed, overlays=overlays, overwrite=overwrite,
-                                  process_index=state.process_index, num_processes=state.num_processes,
-                                  progress=state.is_local_main_process)
-    except ValueError as error:  # OutputConflict
-        _fail(str(error))
-    _finish_stages(workdir, [report], state, collect=False)
+    _run_stages(workdir, state, make_trace_masks, workdir, segmenter, seed=seed, overlays=overlays,
+                overwrite=overwrite, collect=False)
 
 
 @annotate_app.command("propagate")
@@ -752,13 +749,8 @@ def annotate_propagate(
     state = _pipeline_state()
     chosen = _pipeline_method(method, checkpoint, device, state)
     workdir = WorkDir(workdir_path)
-    try:
-        report = make_propagation(workdir, chosen, num_frames=num_frames, overwrite=overwrite,
-                                  process_index=state.process_index, num_processes=state.num_processes,
-                                  progress=state.is_local_main_process)
-    except ValueError as error:  # OutputConflict
-        _fail(str(error))
-    _finish_stages(workdir, [report], state, collect=False)
+    _run_stages(workdir, state, make_propagation, workdir, chosen, num_frames=num_frames, overwrite=overwrite,
+                collect=False)
 
 
 @annotate_app.command("candidates")
@@ -772,13 +764,8 @@ def annotate_candidates(workdir_path: Path = _WORKDIR, seed: int = _SEED, min_di
 
     state = _pipeline_state()
     workdir = WorkDir(workdir_path)
-    try:
-        report = make_candidates(workdir, config=CandidateConfig(min_distance=min_distance), seed=seed,
-                                 overlays=overlays, overwrite=overwrite, process_index=state.process_index,
-                                 num_processes=state.num_processes, progress=state.is_local_main_process)
-    except ValueError as error:  # OutputConflict
-        _fail(str(error))
-    _finish_stages(workdir, [report], state, collect=True)
+    _run_stages(workdir, state, make_candidates, workdir, config=CandidateConfig(min_distance=min_distance),
+                seed=seed, overlays=overlays, overwrite=overwrite, collect=True)
 
 
 @annotate_app.command("simulate")
