@@ -75,13 +75,11 @@ def all_masks_decoder(path: str) -> tuple[bytes, tuple[str, str]] | None:
     best-scored one the export keeps.
 
     ``SamOnnxModel.select_masks`` exports as one ArgMax whose index (plus a row offset: Add) gathers from the
-    flattened scores and masks (Flatten -> Gather); their inputs are the tensors wanted. None when the ``onnx``
-    package is missing (it comes with ``vng[sam]``) or the graph does not have that shape.
+    flattened scores and masks (Flatten -> Gather); their inputs are the tensors wanted. None when the graph does not
+    have that shape.
     """
-    try:
-        import onnx
-    except ImportError:
-        return None
+    import onnx  # only for single-mask exports: loaded on first use
+
     model = onnx.load(path)
     nodes = model.graph.node
     producers = {output: node for node in nodes for output in node.output}
