@@ -116,6 +116,10 @@ def test_cli_ground(sample, checkpoint, tmp_path):
     assert result.exit_code == 0, result.output
     assert "1_blue_square" in result.output and (tmp_path / "overlay.mp4").is_file()
     assert len(list((tmp_path / "masks" / "0_circle").iterdir())) == 20
+    other = runner.invoke(app, ["ground", str(video), "--caption", CAPTION, "--nouns", "circle",
+                                "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--device", "cpu",
+                                "--clip-length", "10", "--size", "64"])
+    assert other.exit_code == 2 and "--overwrite" in other.output  # another run's masks never mix with these
 
     missing = runner.invoke(app, ["ground", str(video), "--caption", CAPTION, "--nouns", "dog",
                                   "--checkpoint", str(checkpoint), "--out", str(tmp_path / "x")])

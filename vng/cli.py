@@ -372,11 +372,13 @@ def benchmark(
                                          "--points)."),
     processes: int | None = typer.Option(None, "--processes", min=1, help="Worker processes (default: one per "
                                          "core; 1 runs inline)."),
+    overwrite: bool = _OVERWRITE,
 ) -> None:
     """Point-VOS benchmark (Sec. 4.1): segment from 1/2/5/10 reference points, J&F per setting and their mean."""
     from vng.benchmark.oops import run_pv_oops_benchmark
     from vng.benchmark.protocol import run_point_benchmark
     from vng.io.common import FormatError
+    from vng.io.outputs import finish_run, start_folder_run
     from vng.io.pointvos import check_against_frames
     from vng.io.pv_extracted import read_pv_source
     from vng.io.video import find_video
@@ -403,12 +405,19 @@ def benchmark(
     except FormatError as error:
         _fail(str(error))
     try:
+        # a rerun with the same inputs and settings scores again (it is deterministic); other ones never mix
+        start_folder_run(out, "benchmark", inputs={"root": root, "points": points, "masks": masks,
+                                                   "checkpoint": checkpoint},
+                         settings={"method": chosen_method.name, "dataset": dataset, "settings": counts,
+                                   "sequences": chosen, "segmenter": segmenter},
+                         results="*-points/*/*.png", overwrite=overwrite)
         if dataset == "pv-oops":
             result = run_pv_oops_benchmark(chosen_method, annotations, videos=root, gt=masks,
                                            out=out, settings=counts, processes=processes)
         else:
             result = run_point_benchmark(chosen_method, annotations, root=root, out=out,
                                          settings=counts, sequences=chosen, processes=processes)
+        finish_run(out)
     except (FormatError, ValueError) as error:
         _fail(str(error))
     typer.echo(result.format_table())
@@ -430,10 +439,12 @@ def ground(
                                     "grows with it, not with the video."),
     size: int = typer.Option(360, "--size", min=32, help="Shorter side of the frames given to the model, px (the "
                              "training size: 360 for the presets, 128 for the sample-data recipe)."),
+    overwrite: bool = _OVERWRITE,
 ) -> None:
     """Segment each noun of a caption in every frame of a video with a trained RF-VNG (narrative grounding)."""
     from vng.grounding import ground_video, resolve_device
     from vng.io.common import FormatError
+    from vng.io.outputs import finish_run, start_folder_run
     from vng.models import RFVNG
     from vng.models.text import load_tokenizer
 
@@ -441,11 +452,15 @@ def ground(
         _fail(f"{checkpoint} has no tokenizer: save the model with save_pretrained(..., tokenizer=tokenizer)")
     _prepare_output(out, video, checkpoint, folder=True)
     try:
+        start_folder_run(out, "ground", inputs={"video": video, "checkpoint": checkpoint},
+                         settings={"caption": caption, "nouns": nouns, "clip_length": clip_length, "size": size},
+                         results="masks/*/*.png", overwrite=overwrite)
         target = resolve_device(device)
         model = RFVNG.from_pretrained(checkpoint, device=target)
         result = ground_video(model, load_tokenizer(checkpoint), video, caption,
                               None if nouns is None else [noun for noun in nouns.split(",") if noun.strip()],
                               clip_length=clip_length, size=size, device=target, out=out)
+        finish_run(out)
     except (FormatError, ValueError, RuntimeError) as error:
         _fail(str(error))
     typer.echo(f"{len(result.frame_names)} frames, {len(result.nouns)} nouns on {target}:")

@@ -88,6 +88,16 @@ def test_oracle_scores_one_through_the_cli(davis, tmp_path):
         assert set(np.unique(beta)) == {0, 1, 2}  # object ids as palette indices
         assert sorted(p.name for p in (out / f"{k}-points" / "alpha").iterdir()) == [f"{t:05d}.png"
                                                                                    for t in range(FRAMES)]
+    # the folder records its run: the same run again scores again, another one is refused or replaces it whole
+    assert (out / "vng-run.json").is_file() and not (out / "INCOMPLETE").exists()
+    command = ["benchmark", "--method", "oracle", "--dataset", "davis", "--root", str(root), "--points", str(points),
+               "--out", str(out), "--processes", "1"]
+    assert CliRunner().invoke(app, command).exit_code == 0
+    other = CliRunner().invoke(app, [*command, "--settings", "1"])
+    assert other.exit_code == 2 and "--overwrite" in other.output and any((out / "10-points").rglob("*.png"))
+    replaced = CliRunner().invoke(app, [*command, "--settings", "1", "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert any((out / "1-points").rglob("*.png")) and not any((out / "10-points").rglob("*.png"))
 
 
 def test_worker_processes_give_the_same_predictions(davis, tmp_path):
