@@ -32,7 +32,7 @@ demo: setup
 		print(r['video_name'], r['object_name'], r['question'], sep='\n')" > $(OUT)/ground_input.txt
 	$(BIN)/vng ground $(OUT)/sample/Oops/videos/val/$$(sed -n 1p $(OUT)/ground_input.txt).mp4 \
 		--caption "$$(sed -n 3p $(OUT)/ground_input.txt)" --nouns "$$(sed -n 2p $(OUT)/ground_input.txt)" \
-		--checkpoint $(OUT)/vng_kinetics/final --out $(OUT)/grounded --size 128 --clip-length 10
+		--checkpoint $(OUT)/vng_kinetics/final --out $(OUT)/grounded --size 128 --clip-length 10 --overwrite
 
 test: setup
 	$(BIN)/python -m pytest -q
