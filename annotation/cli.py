@@ -86,6 +86,7 @@ def _load(args: argparse.Namespace) -> tuple[list, list, int]:
     tasks = read_tasks(args.tasks)
     store = Store(args.db, read_only=True)
     try:
+        store.compare_tasks(tasks)  # verdicts name candidates by position: other tasks would move them
         return tasks, store.events(), _per_object(store, args.per_object)
     finally:
         store.close()

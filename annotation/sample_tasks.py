@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from vng.io.common import read_json
+from vng.io.common import FormatError, Location, read_json
 from vng.io.masks import read_mask_png, write_mask_png
 from vng.io.pointvos import pseudo_mask_path, pv_annotation_path, read_pv_annotations
 from vng.io.tasks import write_tasks
@@ -149,8 +149,14 @@ def sample_data_tasks(sample_root: str | Path, out: str | Path, *, dataset: str 
     """Write a task folder of the objects of ``<sample_root>/<dataset>/<split>`` (the output of ``vng sample-data``)
     and return its tasks: each object's annotated frames (copied), its pseudo-masks as rough masks."""
     root, out = Path(sample_root), Path(out)
-    dataset_ids = read_json(root / "index.json")["dataset_ids"]
-    dataset_id = dataset_ids[split if dataset == "Oops" else f"{dataset.lower()}_{split}"]
+    index = root / "index.json"
+    dataset_ids = read_json(index).get("dataset_ids") if index.is_file() else None
+    key = split if dataset == "Oops" else f"{dataset.lower()}_{split}"
+    if not isinstance(dataset_ids, dict) or key not in dataset_ids:
+        known = ", ".join(dataset_ids) if isinstance(dataset_ids, dict) else "none"
+        raise FormatError(f"no frames of {dataset} {split} in this sample data (dataset ids: {known}); is it the "
+                          "output of `vng sample-data`?", Location(str(index)), "dataset_ids")
+    dataset_id = dataset_ids[key]
     rng = np.random.default_rng(seed)
     tasks = []
     for obj in read_pv_annotations(pv_annotation_path(root, dataset, split)):
@@ -161,6 +167,9 @@ def sample_data_tasks(sample_root: str | Path, out: str | Path, *, dataset: str 
             shutil.copyfile(root / "frames" / dataset_id / obj.video_name / f"{frame_id(index)}.jpg", out / path)
             images[index] = path
             masks[index] = read_mask_png(pseudo_mask_path(root, dataset, split, obj.object_id, index)) > 0
+        if not masks:
+            raise FormatError(f"object {obj.object_id} has no annotated frame", Location(str(pv_annotation_path(
+                root, dataset, split))), "frames")
         config = _scaled_config(next(iter(masks.values())).shape[0], candidate_config)
         tasks.append(_make_task(out, object_id=obj.object_id, video_name=obj.video_name, dataset=dataset, split=split,
                                 object_name=obj.object_name, question=obj.question,

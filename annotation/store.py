@@ -158,21 +158,24 @@ class Store:
 
     # --- tasks ------------------------------------------------------------------------------------------------------
 
-    def check_tasks(self, tasks: list[VerificationTask]) -> None:
-        """Remember each task's fingerprint; refuse tasks whose candidates differ from those the log refers to."""
+    def compare_tasks(self, tasks: list[VerificationTask]) -> None:
+        """Refuse tasks whose candidates differ from those the log was recorded against (read-only: export and
+        status check this too)."""
         known = dict(self._db.execute("SELECT object_id, fingerprint FROM tasks"))
-        changed = []
-        for task in tasks:
-            fingerprint = task_fingerprint(task)
-            if task.object_id not in known:
-                self._db.execute("INSERT INTO tasks (object_id, fingerprint) VALUES (?, ?)",
-                                 (task.object_id, fingerprint))
-            elif known[task.object_id] != fingerprint:
-                changed.append(task.object_id)
+        changed = [task.object_id for task in tasks
+                   if task.object_id in known and known[task.object_id] != task_fingerprint(task)]
         if changed:
             raise StoreError(f"{len(changed)} task(s) have other candidates than when {self.path} was started "
                              f"(first: {changed[0]}); verdicts name candidates by position, so they would move to "
                              "other points: use a new --db for the new tasks")
+
+    def check_tasks(self, tasks: list[VerificationTask]) -> None:
+        """:meth:`compare_tasks`, then remember the fingerprints of tasks new to the store."""
+        self.compare_tasks(tasks)
+        known = {row[0] for row in self._db.execute("SELECT object_id FROM tasks")}
+        self._db.executemany("INSERT INTO tasks (object_id, fingerprint) VALUES (?, ?)",
+                             [(task.object_id, task_fingerprint(task)) for task in tasks
+                              if task.object_id not in known])
 
     # --- events -----------------------------------------------------------------------------------------------------
 

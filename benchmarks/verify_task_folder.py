@@ -19,6 +19,7 @@ import argparse
 import random
 from collections import Counter
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -29,13 +30,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vng.io.pointvos import LABEL_TO_STATUS, read_pv_annotations  # noqa: E402
+from vng.io.pointvos import LABEL_TO_STATUS, read_pv_annotations, release_file  # noqa: E402
 from vng.io.tasks import read_tasks  # noqa: E402
 from vng.types import CandidateKind  # noqa: E402
 
 KEY_OF_KIND = {CandidateKind.FOREGROUND: "a", CandidateKind.BACKGROUND: "r", CandidateKind.UNCERTAIN: "d"}
 STATUS_OF_KEY = {"a": "ACCEPTED", "r": "REJECTED", "d": "AMBIGUOUS"}
 TOKEN = "verify-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def start_server(tasks: Path, db: Path, port: int) -> subprocess.Popen:
@@ -45,6 +52,8 @@ def start_server(tasks: Path, db: Path, port: int) -> subprocess.Popen:
                                 str(tokens), "--port", str(port)], cwd=ROOT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the annotation server exited with code {process.returncode}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/session", timeout=1)
         except urllib.error.HTTPError as error:
@@ -61,25 +70,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tasks", type=Path, help="a task folder (tasks.jsonl)")
     parser.add_argument("--out", type=Path, required=True, help="a fresh folder for the store and the export")
-    parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--random", action="store_true", help="answer with seeded random keys instead of the kinds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    tasks = {task.object_id: task for task in read_tasks(args.tasks)}
+    # objects without candidates are never handed out (nothing to verify), nor released
+    tasks = {task.object_id: task for task in read_tasks(args.tasks) if task.candidates}
     args.out.mkdir(parents=True, exist_ok=False)
     db = args.out / "verdicts.sqlite"
     rng = random.Random(args.seed)
     answered: dict[tuple[str, int], str] = {}
-    server = start_server(args.tasks, db, args.port)
+    port = free_port()
+    server = start_server(args.tasks, db, port)
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=shutil.which("chromium"),
                                                  args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
             page.set_default_timeout(30_000)
-            page.goto(f"http://127.0.0.1:{args.port}/login?token={TOKEN}")
+            page.goto(f"http://127.0.0.1:{port}/login?token={TOKEN}")
             while True:
                 page.wait_for_selector('body[data-state="empty"], body[data-state="candidate"][data-busy="0"]')
                 if page.get_attribute("body", "data-state") == "empty":
@@ -102,14 +112,9 @@ def main() -> None:
         server.wait(10)
     subprocess.run([sys.executable, "-m", "annotation", "export", str(args.tasks), "--db", str(db), "--out",
                     str(args.out / "release")], cwd=ROOT, check=True)
-    exported = {}
-    for path in sorted((args.out / "release").rglob("*.json*")):
-        if path.name.endswith((".json", ".jsonl")) and path.parent.name != "verdicts":
-            try:
-                for record in read_pv_annotations(path):
-                    exported[record.object_id] = record
-            except ValueError:
-                continue
+    exported = {record.object_id: record
+                for dataset, split in sorted({(task.dataset, task.split) for task in tasks.values()})
+                for record in read_pv_annotations(release_file(args.out / "release", dataset, split))}
     missing = sorted(set(tasks) - set(exported))
     sent = Counter(answered.values())
     released = Counter(LABEL_TO_STATUS[int(label)] for record in exported.values() for frame in record.frames

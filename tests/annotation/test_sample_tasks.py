@@ -1,6 +1,7 @@
 """Task folders made from synthetic frames and from the sample data, and the command line around a campaign."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -11,7 +12,7 @@ from annotation.store import Store
 from vng.datasets.synthetic import SampleDataConfig, generate_sample_data
 from vng.io.masks import read_mask_png
 from vng.io.pointvos import LABEL_TO_STATUS, read_pv_annotations
-from vng.io.tasks import read_tasks
+from vng.io.tasks import read_tasks, write_tasks
 from vng.types import CandidateKind
 from vng.verification import simulate_verdicts
 
@@ -103,3 +104,26 @@ def test_the_command_line_refuses_bad_input_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["status", str(tmp_path), "--db", str(tmp_path / "missing.sqlite")])
     assert "no verdict store" in capsys.readouterr().err
+
+
+def test_export_and_status_refuse_tasks_whose_candidates_changed(sample, tmp_path, capsys):
+    folder = tmp_path / "tasks"
+    tasks = sample_data_tasks(sample, folder)
+    db = tmp_path / "verdicts.sqlite"
+    store = Store(db, exclusive=True)
+    VerificationService(tasks, store)  # the server records each task's fingerprint
+    store.close()
+    # the first object loses its first candidate: every verdict would name the next point
+    write_tasks(folder / "tasks.jsonl", [replace(tasks[0], candidates=tasks[0].candidates[1:]), *tasks[1:]])
+    for command in (["export", "--out", str(tmp_path / "export")], ["status"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command[0], str(folder), "--db", str(db), *command[1:]])
+        assert exit_info.value.code == 2 and "other candidates" in capsys.readouterr().err
+    assert not (tmp_path / "export").exists()
+
+
+def test_sample_refuses_a_dataset_the_sample_data_does_not_have(sample, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(tmp_path / "tasks"), "--from-sample-data", str(sample), "--dataset", "Nope"])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "index.json" in error and "dataset_ids" in error and "Nope" in error
