@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vng.cli import app
+from vng.io.common import sha256_of
 from vng.io.outputs import INCOMPLETE, MANIFEST, read_manifest
 from vng.io.video import write_video
 
@@ -52,7 +53,7 @@ def test_grabcut_pseudo_masks_write_their_index_and_resume(oops):
     assert result.exit_code == 0, result.output
     index = json.loads((oops / "Oops" / "pseudo_masks" / "val" / "index.json").read_text())
     assert index["masks"] and index["backend"] == "grabcut" and "grabcut" in index
-    assert index["inputs"]["annotations"]["sha256"]  # what produced the folder
+    assert index["inputs"]["annotations"]["sha256"] == sha256_of(oops / "Oops" / "val.json")  # what produced it
     result = run(*command)
     assert result.exit_code == 0 and "0 masks written" in result.output
 

@@ -81,3 +81,24 @@ def test_leftover_temporaries_of_killed_runs_are_cleaned(tmp_path):
     assert not killed.exists() and not other.exists() and unrelated.exists()
     prepare_output(tmp_path / "x.json", inputs=[], folder=False)
     assert unrelated.exists()
+
+
+def test_overwrite_never_deletes_an_input_inside_the_output_folder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    mask = out / "first_mask.png"  # e.g. vng segment --mask out/first_mask.png --out out
+    mask.write_bytes(b"input")
+    (out / "00000.png").write_bytes(b"old result")
+    start_folder_run(out, "segment", inputs={"mask": mask}, settings={}, results="*.png", overwrite=True)
+    assert mask.read_bytes() == b"input" and not (out / "00000.png").exists()
+
+
+def test_a_damaged_manifest_is_a_located_error_and_overwrite_starts_again(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MANIFEST).write_text(json.dumps({"command": "segment", "inputs": [1], "settings": {}}))
+    (out / "00000.png").write_bytes(b"old result")
+    with pytest.raises(ValueError, match=r"vng-run.json: field 'inputs': not a vng run manifest"):
+        start_folder_run(out, "segment", inputs={}, settings={}, results="*.png")
+    assert start_folder_run(out, "segment", inputs={}, settings={}, results="*.png", overwrite=True) == "new"
+    assert read_manifest(out)["complete"] is False and not (out / "00000.png").exists()

@@ -147,6 +147,10 @@ def read_manifest(folder: str | os.PathLike) -> dict | None:
     manifest = read_json(path)
     if not isinstance(manifest, dict):
         raise FormatError("expected a JSON object (a vng run manifest)", Location(str(path)))
+    for key, kind in (("command", str), ("inputs", dict), ("settings", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise FormatError(f"not a vng run manifest: expected a {kind.__name__} (delete the file, or pass "
+                              "--overwrite, to start again)", Location(str(path)), key)
     return manifest
 
 
@@ -173,8 +177,8 @@ def begin_run(folder: str | os.PathLike, command: str, *, inputs: Mapping[str, s
     """
     folder = Path(folder)
     run = _Run(command, describe_inputs(inputs), json.loads(json.dumps(dict(settings))))
-    previous = read_manifest(folder)
     if not overwrite:
+        previous = read_manifest(folder)
         if previous is not None:
             differences = run.differences(previous)
             if differences:
@@ -222,12 +226,17 @@ def start_folder_run(folder: str | os.PathLike, command: str, *, inputs: Mapping
     the earlier results. ``main_process=False`` only checks (the other processes of a multi-process run)."""
     folder = Path(folder)
 
+    protected = {Path(path).resolve() for path in inputs.values() if path is not None}  # an input inside the folder
+
     def found() -> list[Path]:
-        return [path for path in folder.glob(results) if path.is_file()] if folder.is_dir() else []
+        return ([path for path in folder.glob(results) if path.is_file() and path.resolve() not in protected]
+                if folder.is_dir() else [])
 
     if main_process:
         remove_stale_temporaries(folder, recursive=True)
         removed = found() if overwrite else []
+        if removed:  # the record goes first: a run stopped while deleting leaves results with no record, never a
+            (folder / MANIFEST).unlink(missing_ok=True)  # "complete" record over half of them
         for path in removed:
             path.unlink()
         for parent in sorted({path.parent for path in removed} - {folder}, reverse=True):  # e.g. <object id>/
