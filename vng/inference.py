@@ -29,7 +29,7 @@ from vng.io.masks import write_mask_png
 from vng.io.video import Video
 from vng.types import Points
 
-__all__ = ["SegmentationSession", "Method", "ObjectPrompt", "PromptedSession", "mask_to_probability",
+__all__ = ["RUNTIME", "SegmentationSession", "Method", "ObjectPrompt", "PromptedSession", "mask_to_probability",
            "propagate_video", "label_map", "write_segmentation"]
 
 
@@ -64,6 +64,13 @@ class SegmentationSession(Protocol):
         pixels). Returns whether the session can: one whose objects interact (STCN's aggregation) returns False,
         and a caller that needs independent objects gives each its own session. Called before propagating; by
         default a session's objects are exclusive (a pixel belongs to at most one), as VOS benchmarks score them."""
+
+
+# Dataclass field metadata of a method's (or its config's) settings that change where and how fast it runs, not what
+# it predicts (the device, threads, caches): ``device: str = field(default="cpu", metadata=RUNTIME)``. A record of
+# what produced a result leaves them out, so that processes on other GPUs, or a resume on another machine, count as
+# the same run (vng.pipeline.workdir.stage_settings).
+RUNTIME = {"runtime": True}
 
 
 class Method(Protocol):

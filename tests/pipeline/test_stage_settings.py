@@ -1,8 +1,12 @@
 """A work folder holds one run: a stage asked to run with other settings is refused, or told to overwrite."""
 
+import json
+
 import pytest
 
 from vng.io.outputs import OutputConflict
+from vng.methods.sam_propagator import SamPropagator, SamPropagatorConfig
+from vng.segmenters.grabcut import GrabCutSegmenter
 from vng.pipeline.workdir import WorkDir
 from vng.points import CandidateConfig
 
@@ -39,3 +43,41 @@ def test_settings_are_recorded_as_plain_json(tmp_path):
     workdir.begin_stage("candidates", {"config": CandidateConfig(), "seed": 0, "path": tmp_path})
     with pytest.raises(OutputConflict, match="min_distance"):
         workdir.begin_stage("candidates", {"config": CandidateConfig(min_distance=5), "seed": 0, "path": tmp_path})
+    recorded = json.loads(workdir.stages_file.read_text())["candidates"]
+    assert recorded["config"]["min_distance"] == CandidateConfig().min_distance and recorded["path"] == str(tmp_path)
+
+
+def test_where_a_method_runs_is_not_a_setting_and_only_the_main_process_records(tmp_path):
+    workdir = WorkDir(tmp_path)
+    method = SamPropagator(device="cuda:0", num_threads=2)
+    workdir.begin_stage("propagate", {"method": method}, process_index=0, num_processes=2)
+    written = workdir.stages_file.read_text()
+    # process 1 on its own GPU, or a resume on another machine with another cache folder: the same run
+    other = SamPropagator(device="cuda:1", config=SamPropagatorConfig(embedding_cache_dir=str(tmp_path / "cache")))
+    workdir.begin_stage("propagate", {"method": other}, process_index=1, num_processes=2)
+    assert workdir.stages_file.read_text() == written
+    recorded = json.loads(written)["propagate"]["method"]
+    assert "device" not in recorded and "embedding_cache_dir" not in recorded["config"]
+    assert recorded["config"]["readout_weight"] == SamPropagatorConfig().readout_weight
+    with pytest.raises(OutputConflict, match="readout_weight"):  # what changes the masks still counts
+        workdir.begin_stage("propagate", {"method": SamPropagator(config=SamPropagatorConfig(readout_weight=0.5))},
+                            process_index=1, num_processes=2)
+
+
+def test_an_object_records_its_type_and_settings_never_its_address(tmp_path):
+    workdir = WorkDir(tmp_path)
+    workdir.begin_stage("trace-masks", {"segmenter": GrabCutSegmenter()})
+    workdir.begin_stage("trace-masks", {"segmenter": GrabCutSegmenter()})  # another object, the same settings
+    recorded = json.loads(workdir.stages_file.read_text())["trace-masks"]["segmenter"]
+    assert recorded["type"] == "vng.segmenters.grabcut.GrabCutSegmenter" and "settings" in recorded
+
+
+def test_bad_stage_1_input_records_nothing(tmp_path):
+    from vng.pipeline.objects import make_objects
+
+    workdir = WorkDir(tmp_path / "work")
+    with pytest.raises(ValueError, match="kind must be"):
+        make_objects(tmp_path / "narratives.jsonl", tmp_path, workdir, kind="narrative")
+    with pytest.raises(ValueError, match="narratives.jsonl: no such file"):
+        make_objects(tmp_path / "narratives.jsonl", tmp_path, workdir)
+    assert not workdir.stages_file.exists()  # the corrected command is not refused

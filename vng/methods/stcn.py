@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vng.inference import ObjectPrompt, PromptedSession, SegmentationSession
+from vng.inference import RUNTIME, ObjectPrompt, PromptedSession, SegmentationSession
 from vng.io.video import Video
 from vng.models.stcn import (STCN, STRIDE, KeyFeatures, MemoryBank, encode_point_reference, load_stcn,
                              memory_readout, soft_aggregate)
@@ -308,7 +308,7 @@ class PointSTCNMethod:
 
     checkpoint: str | Path
     config: STCNInferenceConfig = field(default_factory=STCNInferenceConfig)
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata=RUNTIME)
     name: str = "point-stcn"
 
     def start(self, video: Video) -> SegmentationSession:
@@ -355,7 +355,7 @@ class PseudoMaskSTCNMethod:
     checkpoint: str | Path
     segmenter: str = "grabcut"
     config: STCNInferenceConfig = field(default_factory=STCNInferenceConfig)
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata=RUNTIME)
     name: str = "stcn-pseudo-masks"
 
     def __post_init__(self) -> None:

@@ -341,19 +341,22 @@ def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: 
         objects written, and noun counts in ``notes``.
     """
     source = Path(source)
-    workdir.begin_stage("objects", {**describe_inputs({"source": source, "videos": videos}), "kind": kind,
-                                    "config": config}, overwrite=overwrite, process_index=process_index,
-                        num_processes=num_processes)
+    if kind not in ("narratives", "oops-qa"):
+        raise ValueError(f"kind must be 'narratives' or 'oops-qa', got {kind!r}")
+    if not source.is_file():
+        raise FormatError("no such file", Location(str(source)))
     report = StageReport("objects")
     if kind == "narratives":
         index, problems = _narrative_index(source)
         # each process reports the problems of its own videos; process 0 those of lines that name no video
         report.problems += [problem for key, problem in problems
                             if (0 if key is None else shard_of(key, num_processes)) == process_index]
-    elif kind == "oops-qa":
-        index = _question_index(source, config)
     else:
-        raise ValueError(f"kind must be 'narratives' or 'oops-qa', got {kind!r}")
+        index = _question_index(source, config)
+    # recorded once the inputs have been read: a bad input never leaves its settings behind to refuse the next run
+    workdir.begin_stage("objects", {**describe_inputs({"source": source, "videos": videos}), "kind": kind,
+                                    "config": config}, overwrite=overwrite, process_index=process_index,
+                        num_processes=num_processes)
     nlp = load_spacy(config.spacy_model) if kind == "narratives" else None
 
     def work(key: str) -> int:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import shutil
 import time
@@ -51,9 +52,11 @@ STAGES = ("objects", "trace-masks", "propagate", "candidates")  # in the order t
 
 def stage_settings(value: Any) -> Any:
     """``value`` (dataclasses, paths, sets, …) as plain JSON data, for :meth:`WorkDir.begin_stage` to record and
-    compare: dataclasses as their fields, sets sorted, anything else JSON cannot hold as its ``str``."""
+    compare: dataclasses as their fields but those marked :data:`vng.inference.RUNTIME` (device, threads, caches:
+    they do not change results), sets sorted, paths as strings, any other object as its type's name and, when it has
+    them, its ``settings()`` (a segmenter) — never its ``str``, which may hold an address that differs every run."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if not f.metadata.get("runtime")}
     if isinstance(value, dict):
         return {str(key): stage_settings(item) for key, item in value.items()}
     if isinstance(value, (set, frozenset)):
@@ -62,7 +65,12 @@ def stage_settings(value: Any) -> Any:
         return [stage_settings(item) for item in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    described = {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
+    if callable(getattr(value, "settings", None)):
+        described["settings"] = stage_settings(value.settings())
+    return described
 
 
 def video_key(video_name: str) -> str:
@@ -133,6 +141,7 @@ class WorkDir:
     def begin_stage(self, stage: str, settings: dict, *, overwrite: bool = False, process_index: int = 0,
                     num_processes: int = 1) -> None:
         """Record ``stage``'s settings, or find the same ones recorded: a stage never mixes results of two runs.
+        The main process (``process_index`` 0) records; the others only compare.
 
         Raises:
             OutputConflict: the stage ran here with other settings (the message says which differ), and
@@ -141,11 +150,13 @@ class WorkDir:
         """
         settings = stage_settings(settings)
         recorded = read_json(self.stages_file) if self.stages_file.is_file() else {}
+        main = process_index == 0  # only the main process writes what all share (stages.json, the joined tasks)
         if overwrite:
             for key in self.keys():
                 if shard_of(key, num_processes) == process_index:
                     self.clear(key, stage)
-            (self.tasks_dir / TASKS_FILE).unlink(missing_ok=True)
+            if main:
+                (self.tasks_dir / TASKS_FILE).unlink(missing_ok=True)
             for later in STAGES[STAGES.index(stage) + 1:]:
                 recorded.pop(later, None)
         elif stage in recorded and recorded[stage] != settings:
@@ -154,8 +165,9 @@ class WorkDir:
             shown = "; ".join(f"{k}: {json.dumps(before.get(k))} → {json.dumps(now.get(k))}" for k in differing)
             raise OutputConflict(f"{self.root}: stage {stage!r} ran here with other settings ({shown}); use another "
                                  "work folder, or overwrite to redo this stage and the later ones")
-        recorded[stage] = settings
-        write_json(self.stages_file, recorded, indent=1)
+        if main:
+            recorded[stage] = settings
+            write_json(self.stages_file, recorded, indent=1)
 
     def clear(self, key: str, stage: str) -> None:
         """Delete a video's results of ``stage`` and of the stages after it."""
