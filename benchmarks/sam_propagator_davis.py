@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vng.benchmark.davis import evaluate_davis, write_davis_csvs
+from vng.benchmark.davis import evaluate_davis, object_ids, write_davis_csvs
 from vng.benchmark.frames import run_jobs
 from vng.benchmark.protocol import run_point_benchmark
 from vng.inference import write_segmentation
@@ -33,6 +33,7 @@ from vng.io.davis import read_davis_split
 from vng.io.masks import read_mask_png
 from vng.io.pointvos import read_pv_annotations
 from vng.io.video import Video
+from vng.metrics import jaccard
 from vng.methods.sam_propagator import SamPropagator, SamPropagatorConfig
 from vng.visualize import draw_label, overlay_mask
 
@@ -48,13 +49,11 @@ class MaskJob:
 
 
 def first_frame_objects(path: Path) -> dict[int, np.ndarray]:
-    """Object id -> (H, W) bool mask of a DAVIS first-frame annotation (2016: 0/255 is object 1; 255 is void in
-    2017's id maps, which always hold ids below it)."""
+    """Object id -> (H, W) bool mask of a DAVIS first-frame annotation (the evaluation's own reading: 2016's 0/255
+    is object 1, 2017's ids below the void value)."""
     labels = read_mask_png(path)
-    values = [v for v in np.unique(labels) if v != 0]
-    if values == [255]:
-        return {1: labels == 255}
-    return {int(v): labels == v for v in values if v != 255}
+    ids, binary = object_ids(labels, path.parent.name, path)
+    return {1: labels == 255} if binary else {object_id: labels == object_id for object_id in ids}
 
 
 def segment_from_mask(job: MaskJob) -> int:
@@ -77,8 +76,7 @@ def write_overlays(davis: Path, predictions: Path, sequence: str, out: Path, *, 
         image = overlay_mask(image, predicted & ~truth, PREDICTION)
         image = overlay_mask(image, truth & ~predicted, TRUTH)
         image = overlay_mask(image, truth & predicted, BOTH, alpha=0.4)
-        union = np.count_nonzero(truth | predicted)
-        iou = np.count_nonzero(truth & predicted) / union if union else 1.0
+        iou = float(jaccard(truth, predicted)[0])
         image = draw_label(image, f"{sequence} frame {index}  IoU {iou:.2f}")
         path = out / sequence / f"{names[index]}.png"
         path.parent.mkdir(parents=True, exist_ok=True)

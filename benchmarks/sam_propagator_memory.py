@@ -38,6 +38,8 @@ def resident_mib() -> float:
 
 def ping_pong(length: int, index: int) -> int:
     """Frame ``index`` of a video of ``length`` frames played forward, backward, forward, ...: 0, 1, .., n-1, n-2, .."""
+    if length == 1:
+        return 0
     period = 2 * (length - 1)
     position = index % period
     return position if position < length else period - position

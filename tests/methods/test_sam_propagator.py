@@ -142,6 +142,13 @@ def test_config_is_checked():
         SamPropagatorConfig(readout_weight=1.5)
     with pytest.raises(ValueError, match="point_spacing"):
         SamPropagatorConfig(point_spacing=2.0)
+    for bad in ((0.1,), 0.1):
+        with pytest.raises(ValueError, match="ring must be"):
+            SamPropagatorConfig(ring=bad)
+    with pytest.raises(ValueError, match="readout_top_k must be an integer"):
+        SamPropagatorConfig(readout_top_k=2.5)
+    with pytest.raises(ValueError, match="num_threads, device build a segmenter by backend name"):
+        SamPropagator(ColourSam(), num_threads=2, device="cuda")
 
 
 # --- the session with a segmenter that sees ------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from vng.io.common import FormatError, Location, atomic_write
 from vng.io.video import list_frame_files
 from vng.metrics import BOUND_TH, binary_frame_scores
 
-__all__ = ["DavisResults", "GLOBAL_COLUMNS", "davis_annotations_dir", "evaluate_davis", "evaluate_davis_sequence",
+__all__ = ["DavisResults", "GLOBAL_COLUMNS", "davis_annotations_dir", "evaluate_davis", "object_ids", "evaluate_davis_sequence",
            "write_davis_csvs"]
 
 GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
@@ -105,7 +105,7 @@ def _run(job: _SequenceJob) -> list[ObjectScores]:
                                    first_last_excluded=job.first_last_excluded, bound_th=job.bound_th)
 
 
-def _object_ids(first: np.ndarray, sequence: str, path: Path) -> tuple[list[int], bool]:
+def object_ids(first: np.ndarray, sequence: str, path: Path) -> tuple[list[int], bool]:
     """(object ids, DAVIS-2016 0/255 layout?) from the first annotation."""
     present = np.flatnonzero(np.bincount(first.ravel(), minlength=256))
     if present.tolist() in ([255], [0, 255]):
@@ -142,7 +142,7 @@ def evaluate_davis_sequence(annotations_dir: str | os.PathLike, pred_dir: str | 
     annotations_dir, pred_dir = Path(annotations_dir), Path(pred_dir)
     gt_paths = list_frame_files(annotations_dir / sequence, suffixes=(".png",))
     first = read_label_png(gt_paths[0])
-    ids, binary_layout = _object_ids(first, sequence, gt_paths[0])
+    ids, binary_layout = object_ids(first, sequence, gt_paths[0])
     evaluated = range(1, len(gt_paths) - 1) if first_last_excluded else range(len(gt_paths))
     if not evaluated:
         raise FormatError(f"sequence {sequence!r}: {len(gt_paths)} frame(s), none left once the first and last "

@@ -135,6 +135,12 @@ class SamPropagatorConfig:
     embedding_cache_dir: str | None = field(default=None, metadata=RUNTIME)
 
     def __post_init__(self) -> None:
+        for name in ("positive_points", "negative_points", "refine_iterations", "readout_window", "readout_top_k",
+                     "memory_every", "memory_frames", "flow_size", "embedding_cache_bytes"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        if not isinstance(self.ring, (tuple, list)) or len(self.ring) != 2:
+            raise ValueError(f"ring must be (inner, outer) fractions of the frame's shorter side, got {self.ring!r}")
         lengths = ("track_tolerance", "point_spacing", "core_distance")
         for name in lengths:
             if not 0 <= getattr(self, name) < 1:
@@ -207,6 +213,12 @@ class SamPropagator:
         elif not isinstance(self.segmenter, SamStyleSegmenter):
             raise TypeError(f"segmenter must be a backend name or a SamStyleSegmenter, got "
                             f"{type(self.segmenter).__name__}")
+        else:  # a built segmenter: the options that build one by name would be silently ignored
+            given = [name for name in ("encoder", "decoder", "num_threads") if getattr(self, name) is not None]
+            if given or self.device != "cpu":
+                raise ValueError(f"{', '.join(given + (['device'] if self.device != 'cpu' else []))} build a "
+                                 "segmenter by backend name: give them with segmenter='onnx-sam' or "
+                                 "'onnx-sam-torch', not with a segmenter object")
 
     @property
     def segmenter_model(self) -> SamStyleSegmenter:
