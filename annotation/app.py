@@ -21,6 +21,7 @@ API (JSON; the page is its only client in normal use, the benchmark another):
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote
@@ -188,10 +189,13 @@ def create_app(service: VerificationService, files: TaskFiles, tokens: TokenTabl
         return Response(files.overlay(object_id, frame, kind), media_type="image/png",
                         headers={"cache-control": _IMAGE_CACHE})
 
+    exporting = threading.Lock()  # two clicks at once: one export's files, never a mix of two snapshots
+
     @app.post("/api/export")
     def export_release() -> dict:
-        result = export(list(service.tasks.values()), service.events(), export_dir,
-                        annotators_per_object=service.config.annotators_per_object)
+        with exporting:
+            result = export(list(service.tasks.values()), service.events(), export_dir,
+                            annotators_per_object=service.config.annotators_per_object)
         return {"folder": str(export_dir), "released": len(result.resolved.objects),
                 "unfinished": len(result.resolved.unfinished), "skipped": len(result.resolved.skipped),
                 "agreement": result.resolved.agreement,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from vng.io.common import write_json
+from vng.io.common import read_json, write_json
 from vng.io.tasks import write_verdicts
 from vng.pipeline.release import write_release
 from vng.types import VerdictEvent, VerificationTask
@@ -59,15 +59,21 @@ def export(tasks: Sequence[VerificationTask], events: Sequence[VerdictEvent], ou
     """Write the verdict log, the release files (one per dataset and split of the tasks, empty when nothing is
     released there yet) and the summary under ``out``."""
     out = Path(out)
+    summary = out / "summary.json"
+    previous = read_json(summary) if summary.is_file() else {}
+    earlier = previous.get("files", []) if isinstance(previous, dict) else []
     verdicts = out / "verdicts.jsonl"
     write_verdicts(verdicts, events)
     release = write_release(tasks, events, out, config=ResolveConfig(annotators_per_object=annotators_per_object))
     resolved = release.resolved
-    summary = out / "summary.json"
+    files = [str(path.relative_to(out)) for path in (verdicts, *release.files)]
+    for stale in set(earlier) - set(files):  # an earlier export's release of other tasks: never mixed with this one
+        if isinstance(stale, str) and Path(stale).suffix in (".json", ".jsonl") and ".." not in Path(stale).parts:
+            (out / stale).unlink(missing_ok=True)
     write_json(summary, {
         "annotators_per_object": annotators_per_object, "events": len(events), "tasks": len(tasks),
         "released": len(resolved.objects), "unfinished": list(resolved.unfinished), "skipped": list(resolved.skipped),
         "unknown_objects": list(resolved.unknown), "out_of_range_events": resolved.out_of_range,
         "agreement": resolved.agreement, "annotators": annotator_stats(tasks, events),
-        "files": [str(path.relative_to(out)) for path in (verdicts, *release.files)]}, indent=2)
+        "files": files}, indent=2)
     return ExportResult(verdicts, release.files, summary, resolved)

@@ -87,8 +87,14 @@ def test_kinetics_tasks_export_as_jsonl(sample, tmp_path):
     tasks = sample_data_tasks(sample, folder, dataset="Kinetics")
     assert tasks and all(task.dataset == "Kinetics" for task in tasks)
     Store(tmp_path / "verdicts.sqlite").close()
+    oops = tmp_path / "oops_tasks"  # an earlier export of other tasks into the same folder
+    sample_data_tasks(sample, oops)
+    Store(tmp_path / "oops.sqlite").close()
+    main(["export", str(oops), "--db", str(tmp_path / "oops.sqlite"), "--out", str(tmp_path / "export")])
+    assert (tmp_path / "export" / "Oops" / "train.json").is_file()
     main(["export", str(folder), "--db", str(tmp_path / "verdicts.sqlite"), "--out", str(tmp_path / "export")])
     assert read_pv_annotations(tmp_path / "export" / "Kinetics" / "train.jsonl") == []  # nothing verified yet
+    assert not (tmp_path / "export" / "Oops" / "train.json").exists()  # the other tasks' release is not kept
 
 
 def test_the_server_listens_on_this_machine_only_unless_told(tmp_path):
