@@ -147,6 +147,8 @@ def test_config_is_checked():
             SamPropagatorConfig(ring=bad)
     with pytest.raises(ValueError, match="readout_top_k must be an integer"):
         SamPropagatorConfig(readout_top_k=2.5)
+    with pytest.raises(ValueError, match="reference_whole_object_points"):
+        SamPropagatorConfig(reference_whole_object_points=0)
     with pytest.raises(ValueError, match="num_threads, device build a segmenter by backend name"):
         SamPropagator(ColourSam(), num_threads=2, device="cuda")
 
@@ -175,6 +177,24 @@ def test_object_moves_leaves_the_frame_and_comes_back():
     # One encoder run per distinct frame (the way back repeats 14 frames of the way out and the 6 empty frames are
     # one image: the cache, keyed by content, serves 19 of the 36 frames) and one for the click's zoom-in pass.
     assert segmenter.encoded == len({image_key(video[t]) for t in range(36)}) + 1 == 18
+
+
+@pytest.mark.parametrize("clicks, whole_object_points", [(2, 5), (5, 5), (2, 1)])
+def test_reference_clicks_are_decoded_with_the_configured_whole_object_rule(clicks, whole_object_points):
+    class Recording(ColourSam):
+        def predict(self, embedding, prompt, *, decoding=None):
+            asked.append(decoding)
+            return super().predict(embedding, prompt, decoding=decoding)
+
+    asked = []
+    scene = Scene(3, {RED: lambda t: (60, 96)})
+    config = SamPropagatorConfig(reference_whole_object=0.4, reference_whole_object_points=whole_object_points)
+    session = SamPropagator(Recording(), config).start(scene.video)
+    xy = [[44 + 4 * i, 96] for i in range(clicks)]  # inside the disk of radius 24
+    session.add_points(0, 1, Points(xy, [1] * clicks))
+    masks = dict(session.propagate())
+    assert len(asked) == 1 and asked[0].whole_object == 0.4 and asked[0].whole_object_points == whole_object_points
+    assert iou(masks[2][1], scene.visible(RED, 2)) > 0.95
 
 
 def test_object_hidden_behind_an_occluder_is_recovered():

@@ -244,6 +244,46 @@ def test_whole_object_is_the_largest_mask_that_is_not_the_scene(whole_object, ar
         pytest.approx(0.3, abs=0.01)
 
 
+class RecordingThreeMasks(ThreeMasks):
+    """ThreeMasks that records each decoder pass: (multimask, the mask_input given, or None)."""
+
+    def __init__(self, decoding):
+        super().__init__(decoding)
+        self.calls = []
+
+    def _decode(self, embedding, coords, labels, box, mask_input, multimask):
+        self.calls.append((multimask, None if mask_input is None else mask_input.copy()))
+        return super()._decode(embedding, coords, labels, box, mask_input, multimask)
+
+
+@pytest.mark.parametrize("xy, labels, limit, seeded", [
+    ([[5, 5], [9, 9]], [1, 1], 2, True),          # two fg clicks, within the limit: the whole-object seed
+    ([[5, 5], [9, 9]], [1, 1], 1, False),         # the default: SAM's single answer
+    ([[5, 5], [9, 9], [20, 20]], [1, 1, 1], 2, False),  # more clicks than the limit
+    ([[5, 5], [9, 9]], [1, 0], 2, False),         # a background click: not a whole-object question
+])
+def test_a_few_clicks_are_seeded_by_the_whole_object_answer_then_refined(xy, labels, limit, seeded):
+    segmenter = RecordingThreeMasks(SamDecodingConfig())
+    embedding = segmenter.embed(np.zeros((64, 64, 3), np.uint8))
+    prompt = Prompt(xy, labels)
+    unrefined = SamDecodingConfig(refine_iterations=0, whole_object=1.0, whole_object_points=limit)
+    assert segmenter.predict(embedding, prompt, decoding=unrefined).mask.mean() == \
+        pytest.approx(0.8 if seeded else 0.3, abs=0.01)
+    segmenter.calls.clear()
+    refined = dataclasses.replace(unrefined, refine_iterations=2)
+    segmenter.predict(embedding, prompt, decoding=refined)
+    assert [multimask for multimask, _ in segmenter.calls] == [seeded, False, False]
+    if seeded:  # the first refinement starts from the whole-object mask (80 % of the rows)
+        first_input = segmenter.calls[1][1]
+        assert first_input is not None and (first_input > 0).mean() == pytest.approx(0.8)
+
+
+def test_whole_object_points_is_a_positive_integer():
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="whole_object_points"):
+            SamDecodingConfig(whole_object=0.5, whole_object_points=bad)
+
+
 def test_whole_object_is_a_fraction():
     with pytest.raises(ValueError, match="whole_object"):
         SamDecodingConfig(whole_object=0.0)
