@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from vng.methods import METHODS, FlowConfig, FlowMethod, OracleMethod, build_method
-from vng.methods.flow import warp_mask
 from vng.methods.oracle import ground_truth_folder
 from vng.segmenters.grabcut import GrabCutConfig, grabcut_from_points
 from vng.io.davis import write_davis_sequence
@@ -123,14 +122,6 @@ def test_grabcut_grows_points_into_the_square(sequence, count):
     assert mask.shape == masks[0].shape and mask.dtype == bool
     assert iou(mask, masks[0]) > 0.7
     assert np.array_equal(mask, grabcut_from_points(image, centre_points(masks[0], count)))  # reproducible
-
-
-def test_warp_mask_follows_a_constant_flow():
-    mask = np.zeros((20, 30), bool)
-    mask[5:10, 5:10] = True
-    flow = np.zeros((20, 30, 2), np.float32)
-    flow[..., 0] = -3  # every pixel of the current frame was 3 px further left in the previous frame
-    np.testing.assert_array_equal(warp_mask(mask, flow), np.roll(mask, 3, axis=1))
 
 
 # DIS underestimates the 3 px steps on a frame this small; plain warping drifts, GrabCut refinement holds on.

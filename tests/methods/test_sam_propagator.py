@@ -11,7 +11,7 @@ import pytest
 
 from vng.io.video import RenderedVideo
 from vng.methods import DEFAULT_METHOD, build_method
-from vng.methods.sam_propagator import SamPropagator, SamPropagatorConfig, spread_points, track_points, warp
+from vng.methods.sam_propagator import SamPropagator, SamPropagatorConfig, spread_points
 from vng.segmenters.base import SamDecodingConfig, SamStyleSegmenter, image_key
 from vng.types import Points
 
@@ -102,25 +102,6 @@ def click(scene: Scene, colour: tuple, index: int) -> Points:
 
 
 # --- the helpers ---------------------------------------------------------------------------------------------------
-
-def test_warp_follows_backward_flow():
-    array = np.zeros((10, 12), np.float32)
-    array[2:5, 3:6] = 1.0
-    flow = np.zeros((10, 12, 2), np.float32)
-    flow[..., 0] = -2.0  # every pixel came from 2 px to its left: the content moved right by 2
-    moved = warp(array, flow, fill=-1.0)
-    np.testing.assert_array_equal(moved[2:5, 5:8], 1.0)
-    assert moved[:, :2].tolist() == [[-1.0, -1.0]] * 10 and moved[2:5, 3:5].max() == 0.0
-
-
-def test_track_points_drops_what_fails_the_forward_backward_check():
-    forward = np.zeros((20, 20, 2), np.float32)
-    forward[..., 0] = 3.0
-    backward = -forward
-    backward[10:, :, 0] = 0.0  # the lower half does not come back: occluded
-    xy = np.array([[2, 2], [2, 15], [18, 3]], np.float32)
-    np.testing.assert_array_equal(track_points(xy, forward, backward, tolerance=1.0), [[5, 2]])  # 3rd leaves
-
 
 def test_spread_points_keeps_existing_points_and_covers_the_region():
     region = np.zeros((40, 100), bool)

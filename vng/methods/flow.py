@@ -24,10 +24,11 @@ import numpy as np
 
 from vng.inference import ObjectPrompt, PromptedSession, SegmentationSession
 from vng.io.video import Video
+from vng.methods.motion import OpticalFlow, warp
 from vng.segmenters.grabcut import ColourModels, GrabCutConfig, grabcut, point_seeds
 from vng.types import Points
 
-__all__ = ["FlowConfig", "FlowMethod", "warp_mask"]
+__all__ = ["FlowConfig", "FlowMethod"]
 
 
 @dataclass(frozen=True)
@@ -76,36 +77,14 @@ def _mask_seeds(mask: np.ndarray, config: FlowConfig) -> tuple[np.ndarray, tuple
                    slice(max(x - margin, 0), min(x + w + margin, width)))
 
 
-def warp_mask(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Carry a mask to the next frame with *backward* flow.
-
-    Args:
-        mask: (H, W) bool mask of the previous frame.
-        flow: (H, W, 2) float32, for each pixel (x, y) of the current frame the displacement (dx, dy) to where it
-            was in the previous frame (``DIS.calc(current, previous)``).
-
-    Returns:
-        (H, W) bool: the previous mask sampled bilinearly at (x + dx, y + dy), thresholded at 0.5.
-    """
-    height, width = mask.shape
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    warped = cv2.remap(mask.astype(np.float32), grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return warped > 0.5
-
-
 class _FlowSession(PromptedSession):
     def __init__(self, video: Video, config: FlowConfig):
         super().__init__(video)
         self.config = config
-        self._flow = cv2.DISOpticalFlow_create(config.flow_preset)
         width, height = video.size
         radius = int(round(config.closing_radius * min(width, height)))
         self._closing = _disk_kernel(radius) if radius > 0 else None
         self._models: dict[int, ColourModels] = {}
-        factor = min(1.0, config.flow_size / min(width, height))
-        self._flow_shape = (max(int(round(width * factor)), 1), max(int(round(height * factor)), 1))
-        self._flow_scale = np.array([width / self._flow_shape[0], height / self._flow_shape[1]], np.float32)
 
     def _initial_mask(self, object_id: int, image: np.ndarray, prompt: ObjectPrompt) -> np.ndarray:
         """The object's mask on its prompted frame; learns its colour models for the refinement on the way."""
@@ -118,7 +97,7 @@ class _FlowSession(PromptedSession):
         return prompt
 
     def _carry(self, object_id: int, image: np.ndarray, mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        warped = warp_mask(mask, flow)
+        warped = warp(mask, flow, fill=0.0) > 0.5
         if self._closing is not None:
             warped = cv2.morphologyEx(warped.view(np.uint8), cv2.MORPH_CLOSE, self._closing).astype(bool)
         if self.config.refine:
@@ -134,13 +113,13 @@ class _FlowSession(PromptedSession):
 
     def propagate(self, *, reverse: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         masks: dict[int, np.ndarray] = {}
+        optical_flow = OpticalFlow(*self.video.size, self.config.flow_size, self.config.flow_preset)
         previous = None  # the previous frame, grey at the flow size
         for frame_index in self._frame_order(reverse):
             image = self.video[frame_index]  # streamed: one frame in memory (plus the previous grey one)
-            grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), self._flow_shape, interpolation=cv2.INTER_AREA)
+            grey = optical_flow.grey(image)
             if masks:
-                flow = self._flow.calc(grey, previous, None)  # current → previous: backward flow for remap
-                flow = cv2.resize(flow, self.video.size, interpolation=cv2.INTER_LINEAR) * self._flow_scale
+                flow = optical_flow(grey, previous)  # current → previous: backward flow for warp
                 masks = {object_id: self._carry(object_id, image, mask, flow) for object_id, mask in masks.items()}
             for object_id, prompt in self._prompts.get(frame_index, {}).items():
                 masks[object_id] = self._initial_mask(object_id, image, prompt)

@@ -62,6 +62,7 @@ import torch
 
 from vng.inference import RUNTIME, PromptedSession, SegmentationSession
 from vng.io.video import Video
+from vng.methods.motion import OpticalFlow, sample, track_points, warp
 from vng.segmenters import build_segmenter
 from vng.segmenters.base import (FocusConfig, ImageEmbedding, SamStyleSegmenter, downscale_logits,
                                  upscale_logits)
@@ -69,8 +70,7 @@ from vng.segmenters.base import Prompt as DecoderPrompt
 from vng.segmenters.embedding_cache import EmbeddingCache
 from vng.types import Points
 
-__all__ = ["SamPropagatorConfig", "SamPropagator", "SamPropagatorSession", "SEGMENTER_BACKENDS", "warp", "track_points",
-           "spread_points"]
+__all__ = ["SamPropagatorConfig", "SamPropagator", "SamPropagatorSession", "SEGMENTER_BACKENDS", "spread_points"]
 
 
 @dataclass(frozen=True)
@@ -248,58 +248,7 @@ class SamPropagator:
         return SamPropagatorSession(video, self.segmenter_model, self.embedding_cache, self.config)
 
 
-# --- geometry and motion helpers -----------------------------------------------------------------------------------
-
-def warp(array: np.ndarray, flow: np.ndarray, fill: float) -> np.ndarray:
-    """Carry a (H, W) float32 map to the next frame with *backward* flow.
-
-    Args:
-        array: (H, W) float32 values of the previous frame (logits, probabilities).
-        flow: (H, W, 2) float32, for each pixel (x, y) of the current frame the displacement (dx, dy) to where it was
-            in the previous frame.
-        fill: the value of pixels that come from outside the previous frame.
-
-    Returns:
-        (H, W) float32: ``array`` sampled bilinearly at (x + dx, y + dy).
-    """
-    height, width = array.shape
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return cv2.remap(np.ascontiguousarray(array, np.float32), grid_x + flow[..., 0], grid_y + flow[..., 1],
-                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
-
-
-def _sample(field_: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """(N, ...) values of a (H, W, ...) field at the pixels nearest to (N, 2) (x, y) points (clipped to the frame)."""
-    height, width = field_.shape[:2]
-    x = np.clip(np.rint(xy[:, 0]).astype(int), 0, width - 1)
-    y = np.clip(np.rint(xy[:, 1]).astype(int), 0, height - 1)
-    return field_[y, x]
-
-
-def _inside_frame(xy: np.ndarray, width: int, height: int) -> np.ndarray:
-    return (xy[:, 0] >= 0) & (xy[:, 1] >= 0) & (xy[:, 0] <= width - 1) & (xy[:, 1] <= height - 1)
-
-
-def track_points(xy: np.ndarray, forward: np.ndarray, backward: np.ndarray, tolerance: float) -> np.ndarray:
-    """Carry points one frame on with the forward flow; keep those that pass the forward-backward check.
-
-    Args:
-        xy: (N, 2) float32 (x, y) pixels in the previous frame.
-        forward: (H, W, 2) float32 flow previous -> current; backward: current -> previous.
-        tolerance: px by which the round trip may miss the start.
-
-    Returns:
-        (M, 2) float32 (x, y) in the current frame, M <= N: the points that stayed inside the frame and whose round
-        trip came back within ``tolerance`` (a failing point was occluded or its flow is unreliable).
-    """
-    if len(xy) == 0:
-        return xy
-    height, width = forward.shape[:2]
-    moved = xy + _sample(forward, xy)
-    back = moved + _sample(backward, moved)
-    keep = (np.linalg.norm(back - xy, axis=1) <= tolerance) & _inside_frame(moved, width, height)
-    return moved[keep].astype(np.float32)
-
+# --- geometry helpers -----------------------------------------------------------------------------------------
 
 def spread_points(region: np.ndarray, existing: np.ndarray, count: int, min_distance: float, *,
                   stride: int = 4) -> np.ndarray:
@@ -345,7 +294,7 @@ def _inside(mask: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """(N,) bool: points whose nearest pixel is in ``mask``."""
     if len(xy) == 0:
         return np.zeros(0, bool)
-    return _sample(mask, xy)
+    return sample(mask, xy)
 
 
 def _near(mask: np.ndarray, distance: float) -> np.ndarray:
@@ -362,26 +311,6 @@ def _logit(probability: np.ndarray, clip: float) -> np.ndarray:
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
     return (1 / (1 + np.exp(-logits))).astype(np.float32)
-
-
-class _OpticalFlow:
-    """DIS flow between consecutive frames of a pass at ``flow_size``, returned at the frame size in frame px."""
-
-    def __init__(self, width: int, height: int, config: SamPropagatorConfig):
-        self._dis = cv2.DISOpticalFlow_create(config.flow_preset)
-        factor = min(1.0, config.flow_size / min(width, height))
-        self._size = (max(int(round(width * factor)), 1), max(int(round(height * factor)), 1))
-        self._frame_size = (width, height)
-        self._scale = np.array([width / self._size[0], height / self._size[1]], np.float32)
-
-    def grey(self, image: np.ndarray) -> np.ndarray:
-        return cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), self._size, interpolation=cv2.INTER_AREA)
-
-    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """(H, W, 2) float32: for each pixel of ``source`` (a grey image of :meth:`grey`), its displacement to
-        ``target``."""
-        flow = self._dis.calc(source, target, None)
-        return cv2.resize(flow, self._frame_size, interpolation=cv2.INTER_LINEAR) * self._scale
 
 
 class _CellGrid:
@@ -537,7 +466,7 @@ class SamPropagatorSession(PromptedSession):
     def _pass(self, reverse: bool) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         order = self._frame_order(reverse)
         width, height = self.video.size
-        flow = _OpticalFlow(width, height, self.config)
+        flow = OpticalFlow(width, height, self.config.flow_size, self.config.flow_preset)
         self._tracks = tracks = {}
         previous_grey = None
         for frame_index in order:

@@ -1,0 +1,53 @@
+"""Frame-to-frame motion shared by the training-free methods: DIS flow at a reduced size, warping, point tracking."""
+
+import cv2
+import numpy as np
+
+from vng.methods.motion import OpticalFlow, track_points, warp
+
+
+def test_warp_follows_backward_flow():
+    array = np.zeros((10, 12), np.float32)
+    array[2:5, 3:6] = 1.0
+    flow = np.zeros((10, 12, 2), np.float32)
+    flow[..., 0] = -2.0  # every pixel came from 2 px to its left: the content moved right by 2
+    moved = warp(array, flow, fill=-1.0)
+    np.testing.assert_array_equal(moved[2:5, 5:8], 1.0)
+    assert moved[:, :2].tolist() == [[-1.0, -1.0]] * 10 and moved[2:5, 3:5].max() == 0.0
+
+
+def test_warp_carries_a_mask():
+    mask = np.zeros((20, 30), bool)
+    mask[5:10, 5:10] = True
+    flow = np.zeros((20, 30, 2), np.float32)
+    flow[..., 0] = -3  # every pixel of the current frame was 3 px further left in the previous frame
+    np.testing.assert_array_equal(warp(mask, flow, fill=0.0) > 0.5, np.roll(mask, 3, axis=1))
+
+
+def test_track_points_drops_what_fails_the_forward_backward_check():
+    forward = np.zeros((20, 20, 2), np.float32)
+    forward[..., 0] = 3.0
+    backward = -forward
+    backward[10:, :, 0] = 0.0  # the lower half does not come back: occluded
+    xy = np.array([[2, 2], [2, 15], [18, 3]], np.float32)
+    np.testing.assert_array_equal(track_points(xy, forward, backward, tolerance=1.0), [[5, 2]])  # 3rd leaves
+
+
+def test_optical_flow_is_computed_small_and_returned_in_frame_pixels():
+    """A smooth texture shifted 8 px right and 4 px down between two 320x240 frames, flow computed at 120 px: the
+    backward flow is (-8, -4) frame px and the forward flow (8, 4) inside the frame."""
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (300, 400)).astype(np.float32), (0, 0), 6)
+    texture = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    first = np.repeat(texture[20:260, 20:340, None], 3, 2)
+    second = np.repeat(texture[16:256, 12:332, None], 3, 2)  # content moved by (+8, +4)
+    flow = OpticalFlow(320, 240, flow_size=120, preset=cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    grey = flow.grey(first)
+    assert grey.shape == (120, 160)
+    backward, forward = flow(flow.grey(second), grey), flow(grey, flow.grey(second))
+    assert backward.shape == forward.shape == (240, 320, 2)
+    inner = (slice(40, 200), slice(40, 280))
+    np.testing.assert_allclose(np.median(backward[inner].reshape(-1, 2), 0), [-8, -4], atol=0.5)
+    np.testing.assert_allclose(np.median(forward[inner].reshape(-1, 2), 0), [8, 4], atol=0.5)
+    assert OpticalFlow(200, 100, flow_size=240, preset=cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).grey(
+        np.zeros((100, 200, 3), np.uint8)).shape == (100, 200)  # never upscaled
