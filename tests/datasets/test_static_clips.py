@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from vng.datasets.static_clips import StaticClipConfig, StaticClipDataset, make_static_clip, thin_plate_grid
+from vng.io.common import FormatError
 
 SMALL = StaticClipConfig(size=48, thin_plate_probability=0.5)
 
@@ -87,6 +88,9 @@ def test_dataset_from_files(tmp_path):
     assert torch.equal(first.images, again.images) and set(first.masks.unique().tolist()) <= {0, 1}
     dataset.set_epoch(1)
     assert not torch.equal(dataset[0].images, first.images)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")  # a truncated file: a located error
+    with pytest.raises(FormatError, match=r"broken\.png.*cannot read mask"):
+        StaticClipDataset([(tmp_path / "a.jpg", tmp_path / "broken.png")], config=SMALL, seed=1)[0]
 
 
 def test_bad_inputs():

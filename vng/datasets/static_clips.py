@@ -29,12 +29,12 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from vng.io.images import load_image
 from vng.io.video import FRAME_SUFFIXES
 
 __all__ = ["StaticClipConfig", "StaticClip", "make_static_clip", "thin_plate_grid", "StaticClipDataset",
@@ -206,11 +206,10 @@ class StaticClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> StaticClip:
         image_path, mask_path = self.pairs[index]
-        with Image.open(image_path) as file:
-            image = np.asarray(file.convert("RGB"))
-        with Image.open(mask_path) as file:
-            # palette PNGs (DAVIS, YouTube-VOS, pseudo-masks) hold object ids; greyscale saliency masks 0..255
-            ids = np.asarray(file) if file.mode == "P" else (np.asarray(file.convert("L")) >= 128).astype(np.uint8)
+        image = np.asarray(load_image(image_path, what="frame").convert("RGB"))
+        file = load_image(mask_path, what="mask")
+        # palette PNGs (DAVIS, YouTube-VOS, pseudo-masks) hold object ids; greyscale saliency masks 0..255
+        ids = np.asarray(file) if file.mode == "P" else (np.asarray(file.convert("L")) >= 128).astype(np.uint8)
         seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
         objects = np.unique(ids[(ids > 0) & (ids != VOID_ID)])
         chosen = objects[np.random.default_rng(seed).integers(len(objects))] if len(objects) else 1

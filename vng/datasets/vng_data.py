@@ -55,6 +55,7 @@ from torchvision.transforms.v2 import functional as F
 
 from vng.io.coco_png import noun_mask, read_panoptic_annotations, read_panoptic_png, read_png_narratives
 from vng.io.common import FormatError, Location
+from vng.io.images import load_image
 from vng.io.masks import read_mask_png, rle_decode
 from vng.io.pointvos import find_pv_frames, pseudo_mask_path
 from vng.io.pv_extracted import read_pv_split
@@ -410,11 +411,7 @@ class COCOPNGDataset(_ClipDataset):
 
     def _load(self, item: int, frame_ids: list[int]) -> VNGSample:
         noun = self.nouns[item]
-        try:
-            with Image.open(noun.image_file) as image:
-                pixels = np.asarray(image.convert("RGB"))
-        except OSError as error:
-            raise FormatError(f"cannot read the image: {error}", Location(noun.image_file)) from None
+        pixels = np.asarray(load_image(noun.image_file).convert("RGB"))
         target = noun_mask(read_panoptic_png(noun.panoptic_file), noun.segment_ids)
         frames, masks, valid = _stack([pixels], [target], noun.image_file)
         return VNGSample(frames, masks, valid, noun.caption, noun.span, video=str(noun.image_id),
@@ -452,7 +449,7 @@ def _open_hf_image(value, root: Path | None) -> Image.Image | None:
         return Image.open(io.BytesIO(value["bytes"]))
     if root is None:
         raise ValueError("this converted dataset references files instead of embedding them: pass root=")
-    return Image.open(root / value["path"])
+    return load_image(root / value["path"])
 
 
 class PointVOSVNGDataset(_ClipDataset):

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from vng.io.common import atomic_write
+from vng.io.images import load_image
 from vng.io.masks import read_mask_png, rle_decode, write_mask_png
 from vng.io.pipeline import read_probabilities, read_traced_objects
 from vng.io.tasks import TASKS_FILE, read_tasks, write_tasks
@@ -75,7 +76,7 @@ def render_task(task: VerificationTask, tasks_dir: str | os.PathLike, *, tile_wi
     scale = tile_width / width
     tiles = []
     for frame, colour in [(task.keyframe, (255, 40, 40)), *((f, (60, 120, 255)) for f in task.frames)]:
-        image = np.asarray(Image.open(tasks_dir / frame.image).convert("RGB"))
+        image = np.asarray(load_image(tasks_dir / frame.image, what="frame").convert("RGB"))
         image = overlay_mask(image, read_mask_png(tasks_dir / frame.mask).astype(bool), colour,
                              alpha=1.0 if frame is task.keyframe else 0.35)
         image = cv2.resize(image, (tile_width, max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
