@@ -9,9 +9,10 @@ No trained video model and no model file beyond the segmenter's; it runs on a CP
     for frame_index, masks in session.propagate():                     # frame 0, 1, 2, ...
         masks[1]                                                       # (H, W) bool
 
-On a prompted frame the object's mask is the segmenter's answer to its points (a single click: the largest of SAM's
-three answers that is not the scene, ``reference_whole_object``), refined by a zoom-in pass on a crop around it
-(``reference_focus``), or the given mask. Every later frame (earlier, in reverse) is segmented as follows,
+On a prompted frame the object's mask is the segmenter's answer to its points (up to
+``reference_whole_object_points`` foreground clicks: the largest of SAM's three answers that is not the scene,
+``reference_whole_object``, refined with the clicks unless there is one), refined by a zoom-in pass on a crop around
+it (``reference_focus``), or the given mask. Every later frame (earlier, in reverse) is segmented as follows,
 for each object:
 
 1. **Short-term motion.** The previous frame's logits are warped by dense optical flow (OpenCV DIS, backward flow,
