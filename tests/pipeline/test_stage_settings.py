@@ -11,14 +11,18 @@ from vng.pipeline.workdir import WorkDir
 from vng.points import CandidateConfig
 
 
-def test_a_stage_with_other_settings_is_refused_or_redone(tmp_path):
-    workdir = WorkDir(tmp_path)
+def results_of_every_stage(workdir: WorkDir) -> None:
     for key in ("a", "b"):
         for path in (workdir.objects_file(key), workdir.trace_masks_file(key), workdir.probabilities_file(key),
                      workdir.tasks_part(key), workdir.video_task_dir(key) / "frames" / "000000.jpg"):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("x")
+
+
+def test_a_stage_with_other_settings_is_refused_or_redone(tmp_path):
+    workdir = WorkDir(tmp_path)
     workdir.begin_stage("propagate", {"method": "flow", "num_frames": 10})
+    results_of_every_stage(workdir)
     workdir.begin_stage("propagate", {"method": "flow", "num_frames": 10})  # the same run resumes
     with pytest.raises(OutputConflict, match=r"'propagate'.*num_frames: 10 → 5"):
         workdir.begin_stage("propagate", {"method": "flow", "num_frames": 5})
@@ -35,6 +39,18 @@ def test_a_stage_with_other_settings_is_refused_or_redone(tmp_path):
         assert workdir.probabilities_file(key).is_file() != cleared
         assert workdir.tasks_part(key).is_file() != cleared and workdir.video_task_dir(key).is_dir() != cleared
     workdir.begin_stage("propagate", {"method": "flow", "num_frames": 5})  # now recorded
+
+
+def test_results_with_no_record_of_their_settings_are_refused_unless_overwritten(tmp_path):
+    workdir = WorkDir(tmp_path)
+    results_of_every_stage(workdir)  # e.g. stages.json deleted, or a folder put together by hand
+    with pytest.raises(OutputConflict, match=r"results of stage 'propagate' from a run that left no record"):
+        workdir.begin_stage("propagate", {"method": "flow", "num_frames": 10})
+    assert workdir.probabilities_file("a").is_file() and not workdir.stages_file.exists()
+    workdir.begin_stage("propagate", {"method": "flow", "num_frames": 10}, overwrite=True)
+    assert not workdir.probabilities_file("a").is_file() and workdir.objects_file("a").is_file()
+    assert list(json.loads(workdir.stages_file.read_text())) == ["propagate"]
+    workdir.begin_stage("propagate", {"method": "flow", "num_frames": 10})  # recorded now: resumes
 
 
 def test_settings_are_recorded_as_plain_json(tmp_path):

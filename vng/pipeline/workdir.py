@@ -144,8 +144,8 @@ class WorkDir:
         The main process (``process_index`` 0) records; the others only compare.
 
         Raises:
-            OutputConflict: the stage ran here with other settings (the message says which differ), and
-                ``overwrite`` is off. With ``overwrite`` this process's share of the videos loses the stage's and
+            OutputConflict: the stage ran here with other settings (the message says which differ), or its results
+                are here with no record of their settings, and ``overwrite`` is off. With ``overwrite`` this process's share of the videos loses the stage's and
                 the later stages' results first (every process clears its own share, so sharded runs stay apart).
         """
         settings = stage_settings(settings)
@@ -159,6 +159,10 @@ class WorkDir:
                 (self.tasks_dir / TASKS_FILE).unlink(missing_ok=True)
             for later in STAGES[STAGES.index(stage) + 1:]:
                 recorded.pop(later, None)
+        elif stage not in recorded and self.has_results(stage):
+            raise OutputConflict(f"{self.root}: holds results of stage {stage!r} from a run that left no record "
+                                 f"({self.stages_file.name}); use another work folder, or overwrite to redo this "
+                                 "stage and the later ones")
         elif stage in recorded and recorded[stage] != settings:
             before, now = recorded[stage], settings
             differing = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
@@ -168,6 +172,12 @@ class WorkDir:
         if main:
             recorded[stage] = settings
             write_json(self.stages_file, recorded, indent=1)
+
+    def has_results(self, stage: str) -> bool:
+        """Whether any video holds a result of ``stage``."""
+        result = {"objects": self.objects_file, "trace-masks": self.trace_masks_file,
+                  "propagate": self.probabilities_file, "candidates": self.tasks_part}[stage]
+        return any(result(key).is_file() for key in self.keys())
 
     def clear(self, key: str, stage: str) -> None:
         """Delete a video's results of ``stage`` and of the stages after it."""
