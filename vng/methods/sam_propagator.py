@@ -443,8 +443,8 @@ class SamPropagatorSession(PromptedSession):
             ``(frame_index, {object_id: (H, W) bool})``; the masks of one frame are disjoint (unless
             :meth:`allow_overlap`).
         """
-        for frame_index, probabilities in self._pass(reverse):
-            yield frame_index, self._masks(probabilities)
+        for frame_index, _, masks in self._pass(reverse):
+            yield frame_index, masks
 
     def propagate_probabilities(self, *, reverse: bool = False) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         """As :meth:`propagate`, with each object's probability: what the annotation pipeline thresholds into likely
@@ -455,11 +455,12 @@ class SamPropagatorSession(PromptedSession):
             sum to 1 at every pixel, and :meth:`propagate`'s masks are where an object's is the largest (after
             :meth:`allow_overlap`, each object's own probability, and its mask where it is above 0.5).
         """
-        return self._pass(reverse)
+        for frame_index, probabilities, _ in self._pass(reverse):
+            yield frame_index, probabilities
 
-    def _masks(self, probabilities: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-        if not self._exclusive_objects:
-            return {object_id: p > 0.5 for object_id, p in probabilities.items()}
+    @staticmethod
+    def _most_probable(probabilities: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """Disjoint masks: each pixel to the most probable of the objects and the background (1 - their sum)."""
         ids = list(probabilities)
         stacked = np.stack([1 - np.sum(list(probabilities.values()), 0)] + [probabilities[i] for i in ids])
         labels = stacked.argmax(0)
@@ -467,7 +468,8 @@ class SamPropagatorSession(PromptedSession):
 
     # --- one pass ----------------------------------------------------------------------------------------------
 
-    def _pass(self, reverse: bool) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+    def _pass(self, reverse: bool) -> Iterator[tuple[int, dict[int, np.ndarray], dict[int, np.ndarray]]]:
+        """One pass over the frames: ``(frame_index, probabilities, masks)`` by object id."""
         order = self._frame_order(reverse)
         width, height = self.video.size
         flow = OpticalFlow(width, height, self.config.flow_size, self.config.flow_preset)
@@ -488,13 +490,12 @@ class SamPropagatorSession(PromptedSession):
                         accepted[object_id] = self._step(track, embedding, grid, keys, forward, backward)
             for object_id, prompt in prompts.items():
                 tracks[object_id] = self._start(frame_index, object_id, prompt, embedding, grid, keys)
-            probabilities = self._exclusive(tracks)
-            masks = self._masks(probabilities)
+            probabilities, masks = self._exclusive(tracks)
             for object_id, track in tracks.items():
                 self._update(track, masks[object_id], grid, keys, frame_index, accepted.get(object_id, False))
             previous_grey = grey
             if tracks:
-                yield frame_index, probabilities
+                yield frame_index, probabilities, masks
 
     def _start(self, frame_index: int, object_id: int, prompt: Points | np.ndarray, embedding: ImageEmbedding,
                grid: _CellGrid, keys: torch.Tensor) -> _Track:
@@ -568,22 +569,21 @@ class SamPropagatorSession(PromptedSession):
         track.logits = answer if kept else prior_logits
         return kept
 
-    def _exclusive(self, tracks: dict[int, _Track]) -> dict[int, np.ndarray]:
-        """Each object's probability normalised against the others' and the background's ``prod(1 - p)``; an
-        object's logits keep their scale but turn negative where another object wins. After :meth:`allow_overlap`,
-        each object's own probability."""
-        if not tracks:
-            return {}
+    def _exclusive(self, tracks: dict[int, _Track]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """(probabilities, masks) by object id: each object's probability normalised against the others' and the
+        background's ``prod(1 - p)``, and its mask where it is the most probable class; an object's logits keep their
+        scale but turn negative where another object wins. After :meth:`allow_overlap` (or for a single object),
+        each object's own probability, and its mask where that is above 0.5."""
         independent = {object_id: _sigmoid(track.logits) for object_id, track in tracks.items()}
-        if len(tracks) == 1 or not self._exclusive_objects:
-            return independent
+        if len(tracks) <= 1 or not self._exclusive_objects:
+            return independent, {object_id: p > 0.5 for object_id, p in independent.items()}
         background = np.prod([1 - p for p in independent.values()], axis=0)
         total = background + np.sum(list(independent.values()), axis=0)
         probabilities = {object_id: (p / total).astype(np.float32) for object_id, p in independent.items()}
-        masks = self._masks(probabilities)
+        masks = self._most_probable(probabilities)
         for object_id, track in tracks.items():
             track.logits = np.where(masks[object_id], track.logits, np.minimum(track.logits, -1.0))
-        return probabilities
+        return probabilities, masks
 
     def _update(self, track: _Track, mask: np.ndarray, grid: _CellGrid, keys: torch.Tensor, frame_index: int,
                 accepted: bool) -> None:
