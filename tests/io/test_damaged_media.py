@@ -43,6 +43,8 @@ def test_a_video_that_decodes_short_is_an_error_not_a_short_video(damaged_mp4):
         Video.open(damaged_mp4, exact_length=False)[NUM_FRAMES - 1]  # random access
     assert video_ref(damaged_mp4).num_frames == NUM_FRAMES  # the container's count: cheap, checked when decoding
     with pytest.raises(FormatError, match=message):
+        video_ref(damaged_mp4, exact_length=True)  # what the pipeline asks before it reads every frame
+    with pytest.raises(FormatError, match=message):
         read_frames(damaged_mp4, [0, NUM_FRAMES - 1])
 
 

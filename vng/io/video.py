@@ -419,11 +419,13 @@ def find_video(videos: str | os.PathLike, video_name: str | None, *, object_id: 
                           Location(str(videos), record=object_id))
 
 
-def video_ref(path: str | os.PathLike, name: str | None = None) -> VideoRef:
+def video_ref(path: str | os.PathLike, name: str | None = None, *, exact_length: bool = False) -> VideoRef:
     """What checking annotations against a video needs: its frame count and size (``name``: default the file's or
     folder's name). A video file's count is the container's, which costs no decoding; a file that decodes fewer
-    frames is found out when they are read (:class:`Video` raises a FormatError then)."""
-    video = Video.open(path, exact_length=False)
+    frames is found out when they are read (:class:`Video` raises a FormatError then). ``exact_length``: the count
+    of the frames that decode, found by decoding them all (what a pipeline that reads every frame must know first).
+    """
+    video = Video.open(path, exact_length=exact_length)
     width, height = video.size
     return VideoRef(name or Path(path).stem, str(path), num_frames=len(video), width=width, height=height)
 

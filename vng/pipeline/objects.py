@@ -46,7 +46,7 @@ from vng.io.masks import rle_decode, rle_encode
 from vng.io.oops_qa import read_location_questions
 from vng.io.outputs import describe_inputs
 from vng.io.pipeline import write_traced_objects
-from vng.io.video import SPLIT_NAMES, Video, first_existing, video_candidates
+from vng.io.video import SPLIT_NAMES, first_existing, video_candidates, video_ref
 from vng.io.vidln import parse_narrative
 from vng.language.nouns import NounMention, load_spacy, noun_mentions
 from vng.pipeline.workdir import Problem, StageReport, WorkDir, run_per_video, shard_of, video_key
@@ -54,7 +54,7 @@ from vng.traces import DEFAULT_LINE_WIDTH, localise_noun, noun_trace_runs, raste
 from vng.types import LocationQuestion, Narrative, NounObject, TracedObject, VideoRef
 
 __all__ = ["STOP_NOUNS", "PARTITIVE_NOUNS", "DISTINGUISHING_WORDS", "KeyframeNaming", "ObjectConfig",
-           "probe_video", "source_video", "object_id", "referent_key", "narrative_objects",
+           "source_video", "object_id", "referent_key", "narrative_objects",
            "question_object", "make_objects"]
 
 # Nouns that name no object to segment, by lemma (Sec. 3.2 takes every noun; these are what made "left", "side",
@@ -137,13 +137,6 @@ def source_video(videos: str | os.PathLike, names: Sequence[str]) -> Path:
     prefix); a FormatError naming every path tried when none does."""
     candidates = [path for name in names for path in video_candidates(videos, name)]
     return first_existing(candidates, f"video {names[0]!r}", Location(str(videos)))
-
-
-def probe_video(name: str, path: Path) -> VideoRef:
-    """The video as found on disk: its name in the release, its file or frame folder, the frames OpenCV decodes and
-    their size (FormatError when the video cannot be read)."""
-    video = Video.open(path)
-    return VideoRef(name, str(path), num_frames=len(video), width=video.size[0], height=video.size[1])
 
 
 def _frame_size(video: VideoRef) -> tuple[int, int]:
@@ -361,7 +354,7 @@ def make_objects(source: str | os.PathLike, videos: str | os.PathLike, workdir: 
 
     def work(key: str) -> int:
         entry = index[key]
-        video = probe_video(entry.name, source_video(videos, entry.names))
+        video = video_ref(source_video(videos, entry.names), entry.name, exact_length=True)
         objects = []
         if kind == "narratives":
             with open(source, "rb") as handle:
