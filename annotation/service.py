@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 from vng.types import PointLabel, VerdictAction, VerdictEvent, VerificationTask
+from vng.verification import AnnotatorState
 
 from annotation.store import Lease, Store
 
@@ -70,40 +71,28 @@ class Invalid(ServiceError):
     """The request contradicts itself (a verdict without a label, an undo with one)."""
 
 
-class _Answers:
-    """One annotator's answers on one object, kept up to date event by event (a claim looks at every object, so
-    nothing here may cost more than the event it applies):
-
-    - ``verdicts``: the verdicts in force, oldest first (undo pops the latest);
-    - ``labels``: candidate position → its label in force;
-    - ``position``: the first candidate without a label, None when every one has one.
-
-    The service stores a verdict only on the current candidate, so a candidate is at most once among the verdicts in
-    force, and undoing a verdict leaves its candidate without a label.
-    """
+class _Answers(AnnotatorState):
+    """One annotator's answers on one object (:class:`vng.verification.AnnotatorState`, the replay the export runs),
+    and ``position``: the first candidate without a label, None when every one has one. A claim looks at every
+    object, so nothing here may cost more than the event it applies. The service stores a verdict only on the
+    current candidate, so a candidate is at most once among the verdicts in force."""
 
     def __init__(self, num_candidates: int) -> None:
+        super().__init__()
         self.num_candidates = num_candidates
-        self.verdicts: list[VerdictEvent] = []
-        self.labels: dict[int, PointLabel] = {}
         self.position: int | None = 0 if num_candidates else None
-        self.skipped = False
 
-    def apply(self, event: VerdictEvent) -> None:
-        if event.action is VerdictAction.SKIP:
-            self.skipped = True
-        elif event.action is VerdictAction.VERDICT:
-            self.verdicts.append(event)
-            self.labels[event.candidate] = event.label
+    def apply(self, event: VerdictEvent) -> int | None:
+        undone = super().apply(event)
+        if event.action is VerdictAction.VERDICT:
             while self.position is not None and self.position in self.labels:
                 self.position = self.position + 1 if self.position + 1 < self.num_candidates else None
-        elif self.verdicts:  # an undo; with nothing to take back it takes nothing (vng.verification.replay)
-            undone = self.verdicts.pop().candidate
-            del self.labels[undone]
+        elif undone is not None:
             self.position = undone if self.position is None else min(self.position, undone)
+        return undone
 
     @property
-    def finished(self) -> bool:
+    def done(self) -> bool:
         return not self.skipped and self.position is None
 
 
@@ -190,7 +179,7 @@ class VerificationService:
                            skipped=answers.skipped)
 
     def _finished_count(self, object_id: str) -> int:
-        return sum(answers.finished for answers in self._answers[object_id].values())
+        return sum(answers.done for answers in self._answers[object_id].values())
 
     def _progress(self, annotator: str) -> Progress:
         objects = [object_id for object_id, task in self.tasks.items() if task.candidates]
@@ -198,7 +187,7 @@ class VerificationService:
         mine = [answers for object_id in objects if (answers := self._answers[object_id].get(annotator))]
         return Progress(objects=len(objects),
                         released=sum(self._finished_count(object_id) >= needed for object_id in objects),
-                        finished_by_you=sum(answers.finished for answers in mine),
+                        finished_by_you=sum(answers.done for answers in mine),
                         skipped_by_you=sum(answers.skipped for answers in mine))
 
     def state(self, annotator: str, object_id: str) -> ObjectState:
@@ -227,7 +216,7 @@ class VerificationService:
         if lease is not None and lease.annotator != annotator and lease.expires_ms > now:
             return None
         answers = self._answers[object_id].get(annotator)
-        if answers is not None and (answers.skipped or answers.finished):
+        if answers is not None and (answers.skipped or answers.done):
             return None
         if self._finished_count(object_id) >= self.config.annotators_per_object:
             return None

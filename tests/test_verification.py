@@ -3,7 +3,7 @@ import pytest
 
 from vng.io.pointvos import read_pv_annotations, write_pv_annotations
 from vng.types import Candidate, CandidateKind, PointLabel, TaskFrame, VerdictAction, VerdictEvent, VerificationTask
-from vng.verification import (ResolveConfig, SimulatedAnnotatorConfig, replay, resolve_verdicts, simulate_labels,
+from vng.verification import (AnnotatorState, ResolveConfig, SimulatedAnnotatorConfig, replay, resolve_verdicts, simulate_labels,
                               simulate_verdicts)
 
 FG, BG, UN = CandidateKind.FOREGROUND, CandidateKind.BACKGROUND, CandidateKind.UNCERTAIN
@@ -44,6 +44,27 @@ def test_undo_takes_back_the_latest_verdict_and_replay_keeps_the_rest():
     log.add("ana", VerdictAction.VERDICT, 0, R)     # a second verdict on candidate 0 replaces the first
     state = replay(log.events)["o1"]["ana"]
     assert state.labels == {0: R, 1: M, 2: R, 3: A} and state.finished(4)
+    log.add("ana", VerdictAction.UNDO, 0)           # undoing the second verdict on 0 puts the first back in force
+    state = replay(log.events)["o1"]["ana"]
+    assert state.labels == {0: A, 1: M, 2: R, 3: A} and state.seconds == 4.0
+
+
+def test_the_state_is_kept_event_by_event():
+    """What the tool keeps per annotator as events arrive: apply() says which candidate an undo left unlabelled."""
+    log = Log()
+    log.verdicts("ana", [A, R])
+    log.add("ana", VerdictAction.VERDICT, 1, M)
+    state = AnnotatorState()
+    assert [state.apply(event) for event in log.events] == [None, None, None]
+    assert state.labels == {0: A, 1: M} and len(state.verdicts) == 3
+    def undo(candidate):
+        return VerdictEvent(f"u{candidate}", "o1", "ana", VerdictAction.UNDO, candidate, None, time_ms=0)
+
+    assert state.apply(undo(1)) is None and state.labels == {0: A, 1: R}  # 1 still has its earlier verdict
+    assert state.apply(undo(1)) == 1 and state.labels == {0: A}
+    assert state.apply(undo(0)) == 0 and state.apply(undo(0)) is None and state.labels == {} and state.verdicts == []
+    state.apply(VerdictEvent("s", "o1", "ana", VerdictAction.SKIP, None, None, time_ms=0))
+    assert state.skipped and not state.finished(0)
 
 
 def test_resolve_gives_release_records_with_statuses_and_fg_candidates(tmp_path):

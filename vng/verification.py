@@ -37,11 +37,35 @@ __all__ = ["AnnotatorState", "replay", "ResolveConfig", "ResolveResult", "resolv
 
 @dataclass
 class AnnotatorState:
-    """One annotator's answers on one object after replaying the log."""
+    """One annotator's answers on one object, kept up to date event by event (the replay of the module docstring):
+    what :func:`replay` folds a log into and what the verification tool keeps per annotator as events arrive."""
 
-    labels: dict[int, PointLabel] = field(default_factory=dict)  # candidate position -> latest verdict
+    verdicts: list[VerdictEvent] = field(default_factory=list)  # the verdicts in force, oldest first
+    labels: dict[int, PointLabel] = field(default_factory=dict)  # candidate position -> its latest verdict in force
     skipped: bool = False
-    seconds: float = 0.0  # time spent on the verdicts still in force
+
+    def apply(self, event: VerdictEvent) -> int | None:
+        """Apply the annotator's next event on the object; returns the candidate an undo left without a label (else
+        None). Costs O(1), an undo O(verdicts in force)."""
+        if event.action is VerdictAction.SKIP:
+            self.skipped = True
+        elif event.action is VerdictAction.VERDICT:
+            self.verdicts.append(event)
+            self.labels[event.candidate] = event.label
+        elif self.verdicts:  # an undo; with nothing to take back it takes nothing
+            undone = self.verdicts.pop().candidate
+            earlier = next((verdict for verdict in reversed(self.verdicts) if verdict.candidate == undone), None)
+            if earlier is not None:  # an earlier verdict on the same candidate is in force again
+                self.labels[undone] = earlier.label
+            else:
+                del self.labels[undone]
+                return undone
+        return None
+
+    @property
+    def seconds(self) -> float:
+        """Time spent on the verdicts in force."""
+        return sum(verdict.duration_ms or 0 for verdict in self.verdicts) / 1000
 
     def finished(self, num_candidates: int) -> bool:
         return not self.skipped and len(self.labels) == num_candidates
@@ -49,24 +73,9 @@ class AnnotatorState:
 
 def replay(events: Iterable[VerdictEvent]) -> dict[str, dict[str, AnnotatorState]]:
     """``{object_id: {annotator: AnnotatorState}}`` from events in log order (module docstring)."""
-    stacks: dict[tuple[str, str], list[VerdictEvent]] = defaultdict(list)
-    skipped: set[tuple[str, str]] = set()
-    for event in events:
-        key = (event.object_id, event.annotator)
-        if event.action is VerdictAction.VERDICT:
-            stacks[key].append(event)
-        elif event.action is VerdictAction.UNDO:
-            if stacks[key]:
-                stacks[key].pop()
-        else:
-            skipped.add(key)
     states: dict[str, dict[str, AnnotatorState]] = defaultdict(dict)
-    for key in {*stacks, *skipped}:
-        state = AnnotatorState(skipped=key in skipped)
-        for event in stacks.get(key, ()):
-            state.labels[event.candidate] = event.label
-            state.seconds += (event.duration_ms or 0) / 1000
-        states[key[0]][key[1]] = state
+    for event in events:
+        states[event.object_id].setdefault(event.annotator, AnnotatorState()).apply(event)
     return dict(states)
 
 
