@@ -154,9 +154,11 @@ def main() -> None:
         worst["mask-init"] = [o.sequence for o in ranked[:args.overlays]]
 
     columns = list(next(iter(per_sequence.values())))
-    lines += ["| sequence | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    lines += [f"| {s} | " + " | ".join(f"{100 * per_sequence[s][c]:.1f}" for c in columns) + " |" for s in sequences]
-    lines.append("")
+    if columns:  # no table for a speed-only run
+        lines += ["| sequence | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        lines += [f"| {s} | " + " | ".join(f"{100 * per_sequence[s][c]:.1f}" for c in columns) + " |"
+                  for s in sequences]
+        lines.append("")
 
     for setting, names in worst.items():
         folder = args.out / ("points" if setting != "mask-init" else "") / setting
@@ -174,6 +176,7 @@ def main() -> None:
         lines += ["", f"Seconds per frame on {args.speed} (one object, forward pass): {cold:.3f} with the encoder, "
                   f"{warm:.3f} with every embedding cached"]
 
+    args.out.mkdir(parents=True, exist_ok=True)
     report = args.out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     print(report.read_text())
