@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from vng.io.common import FormatError
 from vng.io.outputs import OutputConflict
 from vng.methods.sam_propagator import SamPropagator, SamPropagatorConfig
 from vng.segmenters.grabcut import GrabCutSegmenter
@@ -51,6 +52,17 @@ def test_results_with_no_record_of_their_settings_are_refused_unless_overwritten
     assert not workdir.probabilities_file("a").is_file() and workdir.objects_file("a").is_file()
     assert list(json.loads(workdir.stages_file.read_text())) == ["propagate"]
     workdir.begin_stage("propagate", {"method": "flow", "num_frames": 10})  # recorded now: resumes
+
+
+@pytest.mark.parametrize("content, field", [("[]", None), ('{"propagate": 3}', "propagate"),
+                                            ('{"export": {}}', "export"), ('{"propagate": {', None)])
+def test_a_damaged_stages_file_is_a_located_error_and_is_left_as_it_is(tmp_path, content, field):
+    workdir = WorkDir(tmp_path)
+    workdir.stages_file.write_text(content)
+    with pytest.raises(FormatError) as error:
+        workdir.begin_stage("propagate", {"method": "flow", "num_frames": 10})
+    assert "stages.json" in str(error.value) and (field is None or f"field '{field}'" in str(error.value))
+    assert workdir.stages_file.read_text() == content
 
 
 def test_settings_are_recorded_as_plain_json(tmp_path):

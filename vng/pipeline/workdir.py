@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
-from vng.io.common import FormatError, read_json, write_json
+from vng.io.common import FormatError, Location, read_json, write_json
 from vng.io.outputs import OutputConflict, remove_stale_temporaries
 from vng.io.tasks import TASKS_FILE
 
@@ -145,11 +145,12 @@ class WorkDir:
 
         Raises:
             OutputConflict: the stage ran here with other settings (the message says which differ), or its results
-                are here with no record of their settings, and ``overwrite`` is off. With ``overwrite`` this process's share of the videos loses the stage's and
-                the later stages' results first (every process clears its own share, so sharded runs stay apart).
+                are here with no record of their settings, and ``overwrite`` is off. With ``overwrite`` this
+                process's share of the videos loses the stage's and the later stages' results first (every process
+                clears its own share, so sharded runs stay apart).
         """
         settings = stage_settings(settings)
-        recorded = read_json(self.stages_file) if self.stages_file.is_file() else {}
+        recorded = self._recorded_stages()
         main = process_index == 0  # only the main process writes what all share (stages.json, the joined tasks)
         if overwrite:
             for key in self.keys():
@@ -172,6 +173,20 @@ class WorkDir:
         if main:
             recorded[stage] = settings
             write_json(self.stages_file, recorded, indent=1)
+
+    def _recorded_stages(self) -> dict[str, dict]:
+        """``stages.json``: stage name -> its recorded settings ({} when no stage ran yet)."""
+        if not self.stages_file.is_file():
+            return {}
+        recorded = read_json(self.stages_file)
+        if not isinstance(recorded, dict):
+            raise FormatError("expected a JSON object of stage settings (delete the file, or use another work "
+                              "folder, to start again)", Location(str(self.stages_file)))
+        for stage, settings in recorded.items():
+            if stage not in STAGES or not isinstance(settings, dict):
+                raise FormatError(f"not a stage's settings (stages: {', '.join(STAGES)}; each a JSON object)",
+                                  Location(str(self.stages_file)), stage)
+        return recorded
 
     def has_results(self, stage: str) -> bool:
         """Whether any video holds a result of ``stage``."""
