@@ -93,7 +93,7 @@ class _Answers(AnnotatorState):
 
     @property
     def done(self) -> bool:
-        return not self.skipped and self.position is None
+        return self.finished(self.num_candidates)
 
 
 @dataclass(frozen=True)

