@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     parser.add_argument("--embedding-cache", type=Path, default=None,
-                        help="sam-propagator's on-disk embedding cache (shared with benchmarks/sam_propagator_davis.py)")
+                        help="sam-propagator's on-disk embedding cache (as benchmarks/sam_propagator_davis.py's)")
     args = parser.parse_args()
     sequences = (args.sequences.split(",") if args.sequences
                  else read_davis_split(args.davis, year="2016", split="val"))

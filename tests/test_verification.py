@@ -3,8 +3,8 @@ import pytest
 
 from vng.io.pointvos import read_pv_annotations, write_pv_annotations
 from vng.types import Candidate, CandidateKind, PointLabel, TaskFrame, VerdictAction, VerdictEvent, VerificationTask
-from vng.verification import (AnnotatorState, ResolveConfig, SimulatedAnnotatorConfig, replay, resolve_verdicts, simulate_labels,
-                              simulate_verdicts)
+from vng.verification import (AnnotatorState, ResolveConfig, SimulatedAnnotatorConfig, replay, resolve_verdicts,
+                              simulate_labels, simulate_verdicts)
 
 FG, BG, UN = CandidateKind.FOREGROUND, CandidateKind.BACKGROUND, CandidateKind.UNCERTAIN
 A, R, M = PointLabel.FOREGROUND, PointLabel.BACKGROUND, PointLabel.AMBIGUOUS

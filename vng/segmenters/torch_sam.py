@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from vng.segmenters.base import SamDecodingConfig, SamStyleSegmenter
 from vng.io.common import sha256_of
+from vng.segmenters.base import SamDecodingConfig, SamStyleSegmenter
 from vng.segmenters.fetch import cached_model_files
 from vng.segmenters.onnx_sam import DECODER_INPUTS, DECODER_OUTPUTS, OnnxSamSegmenter
 
