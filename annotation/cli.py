@@ -108,8 +108,9 @@ def status(args: argparse.Namespace) -> None:
     from vng.verification import ResolveConfig, resolve_verdicts
 
     tasks, events, per_object = _load(args)
-    print(resolve_verdicts(tasks, events, config=ResolveConfig(annotators_per_object=per_object)).summary())
-    for name, row in annotator_stats(tasks, events).items():
+    resolved = resolve_verdicts(tasks, events, config=ResolveConfig(annotators_per_object=per_object))
+    print(resolved.summary())
+    for name, row in annotator_stats(tasks, resolved).items():
         pace = "" if row["seconds_per_point"] is None else f", {row['seconds_per_point']:.2f} s per point"
         print(f"  {name}: {row['objects_finished']} objects finished, {row['objects_skipped']} skipped, "
               f"{row['verdicts']} verdicts{pace}")

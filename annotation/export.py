@@ -22,7 +22,7 @@ from vng.io.common import read_json, write_json
 from vng.io.tasks import write_verdicts
 from vng.pipeline.release import write_release
 from vng.types import VerdictEvent, VerificationTask
-from vng.verification import ResolveConfig, ResolveResult, replay
+from vng.verification import ResolveConfig, ResolveResult
 
 __all__ = ["ExportResult", "annotator_stats", "export"]
 
@@ -35,13 +35,13 @@ class ExportResult:
     resolved: ResolveResult
 
 
-def annotator_stats(tasks: Sequence[VerificationTask], events: Sequence[VerdictEvent]) -> dict[str, dict]:
-    """Per annotator: objects finished and skipped, verdicts in force, and the mean seconds per verdict (the
-    paper's figure: 0.95 s per point, Sec. 3.2)."""
+def annotator_stats(tasks: Sequence[VerificationTask], resolved: ResolveResult) -> dict[str, dict]:
+    """Per annotator of ``resolved`` (its replay of the log): objects finished and skipped, verdicts in force, and
+    the mean seconds per verdict (the paper's figure: 0.95 s per point, Sec. 3.2)."""
     sizes = {task.object_id: len(task.candidates) for task in tasks}
     totals: dict[str, dict] = defaultdict(lambda: {"objects_finished": 0, "objects_skipped": 0, "verdicts": 0,
                                                    "seconds": 0.0})
-    for object_id, annotators in replay(events).items():
+    for object_id, annotators in resolved.states.items():
         for name, state in annotators.items():
             row = totals[name]
             row["objects_finished"] += object_id in sizes and state.finished(sizes[object_id])
@@ -74,6 +74,6 @@ def export(tasks: Sequence[VerificationTask], events: Sequence[VerdictEvent], ou
         "annotators_per_object": annotators_per_object, "events": len(events), "tasks": len(tasks),
         "released": len(resolved.objects), "unfinished": list(resolved.unfinished), "skipped": list(resolved.skipped),
         "unknown_objects": list(resolved.unknown), "out_of_range_events": resolved.out_of_range,
-        "agreement": resolved.agreement, "annotators": annotator_stats(tasks, events),
+        "agreement": resolved.agreement, "annotators": annotator_stats(tasks, resolved),
         "files": files}, indent=2)
     return ExportResult(verdicts, release.files, summary, resolved)

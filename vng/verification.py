@@ -98,6 +98,8 @@ class ResolveResult:
     unknown: tuple[str, ...]  # object ids in the log without a task
     out_of_range: int  # events naming a candidate the task does not have (ignored)
     agreement: dict[str, float]  # candidate kind -> share of candidates on which all finished annotators agree
+    # the replay of the events that name a candidate of their task: {object_id: {annotator: AnnotatorState}}
+    states: dict[str, dict[str, AnnotatorState]] = field(default_factory=dict, repr=False)
 
     def summary(self) -> str:
         lines = [f"{len(self.objects)} objects released, {len(self.unfinished)} unfinished, "
@@ -174,7 +176,7 @@ def resolve_verdicts(tasks: Iterable[VerificationTask], events: Iterable[Verdict
     agreement = {kind.value: agreed[kind.value] / judged[kind.value] for kind in CandidateKind
                  if judged[kind.value]}
     return ResolveResult(tuple(released), tuple(unfinished), tuple(skipped), tuple(unknown), out_of_range,
-                         agreement)
+                         agreement, states)
 
 
 @dataclass(frozen=True)

@@ -289,3 +289,15 @@ def test_tokens_are_kept_per_name_and_looked_up(tmp_path):
     (tmp_path / "tokens").write_text("# team\nana ana-token-123456789012\nben short\n")
     with pytest.raises(ValueError, match="at least 16"):
         read_tokens_file(tmp_path / "tokens")
+
+
+def test_annotator_stats_count_only_the_verdicts_the_release_counts(campaign, tasks, tmp_path):
+    campaign.finish("alice", [A, R, M])
+    stored = campaign.stored()
+    stray = replace(stored[0], event_id=stored[0].event_id + "-stray", candidate=len(tasks[0].candidates) + 3)
+    result = export(tasks, [*stored, stray], tmp_path / "export")
+    summary = json.loads(result.summary.read_text())
+    assert summary["out_of_range_events"] == 1 and result.resolved.out_of_range == 1
+    # the stray verdict names no candidate of the task: neither released nor counted for alice
+    assert summary["annotators"]["alice"]["verdicts"] == len(tasks[0].candidates)
+    assert summary["annotators"]["alice"]["objects_finished"] == 1
