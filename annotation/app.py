@@ -31,7 +31,8 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field
 
 from vng.io.pointvos import STATUS_TO_LABEL
-from vng.types import VerdictAction, VerificationTask, frame_id
+from vng.io.tasks import task_record
+from vng.types import VerdictAction, VerificationTask, frame_id, parse_frame_id
 
 from annotation.export import export
 from annotation.images import TaskFiles
@@ -73,20 +74,19 @@ def _url(object_id: str, frame_index: int, what: str) -> str:
 
 
 def task_view(task: VerificationTask) -> dict:
-    """What the page needs of a task: text, frames as URLs (never paths), candidates in verification order."""
-    keyframe = task.keyframe
-    return {
-        "object_id": task.object_id, "object_name": task.object_name, "question": task.question,
-        "noun_span": None if task.noun_span is None else list(task.noun_span), "frame_size": list(task.frame_size),
-        "keyframe": {"frame_id": frame_id(keyframe.frame_index),
-                     "image": _url(task.object_id, keyframe.frame_index, "image"),
-                     "trace": None if keyframe.mask is None else _url(task.object_id, keyframe.frame_index, "trace")},
-        "frames": [{"frame_id": frame_id(frame.frame_index), "image": _url(task.object_id, frame.frame_index, "image"),
-                    "mask": None if frame.mask is None else _url(task.object_id, frame.frame_index, "mask")}
-                   for frame in task.frames],
-        "candidates": [{"frame_id": frame_id(c.frame_index), "x": c.x, "y": c.y, "kind": c.kind.value}
-                       for c in task.candidates],
-    }
+    """What the page needs of a task: its record (:func:`vng.io.tasks.task_record`: text, candidates in verification
+    order) with the frames' files as URLs (never paths), without what the page does not show (dataset, split, video,
+    question hash)."""
+    record = task_record(task)
+
+    def urls(frame: dict, mask: str) -> dict:  # the keyframe's mask is the trace
+        index = parse_frame_id(frame["frame_id"])
+        return {"frame_id": frame["frame_id"], "image": _url(task.object_id, index, "image"),
+                mask: None if frame["mask"] is None else _url(task.object_id, index, mask)}
+
+    return {**{key: record[key] for key in ("object_id", "object_name", "question", "noun_span", "frame_size")},
+            "keyframe": urls(record["keyframe"], "trace"),
+            "frames": [urls(frame, "mask") for frame in record["frames"]], "candidates": record["candidates"]}
 
 
 def _state_view(state: ObjectState) -> dict:

@@ -10,6 +10,7 @@ from annotation.store import Store
 from annotation.tokens import TokenTable
 from vng.io.pointvos import read_pv_annotations
 from vng.io.tasks import read_tasks, read_verdicts
+from vng.types import frame_id
 
 
 @pytest.fixture
@@ -126,3 +127,18 @@ def test_export_endpoint_writes_the_log_and_the_release(api, tmp_path):
     [released] = read_pv_annotations(tmp_path / "export" / "Oops" / "train.json")
     assert released.object_id == task["object_id"]
     assert len(read_verdicts(tmp_path / "export" / "verdicts.jsonl")) == len(task["candidates"])
+
+
+def test_the_page_gets_the_task_record_with_urls_for_paths(api, task_folder):
+    task = api.post("/api/claim").json()["task"]
+    stored = {t.object_id: t for t in read_tasks(task_folder)}[task["object_id"]]
+    assert set(task) == {"object_id", "object_name", "question", "noun_span", "frame_size", "keyframe", "frames",
+                         "candidates"}
+    assert (task["object_name"], task["question"], task["frame_size"]) == (
+        stored.object_name, stored.question, list(stored.frame_size))
+    assert task["candidates"] == [{"frame_id": frame_id(c.frame_index), "x": c.x, "y": c.y, "kind": c.kind.value}
+                                  for c in stored.candidates]
+    assert [frame["frame_id"] for frame in task["frames"]] == [frame_id(f.frame_index) for f in stored.frames]
+    for frame in (task["keyframe"], *task["frames"]):  # files as URLs of this object, never paths
+        assert all(url is None or url.startswith(f"/api/objects/{task['object_id']}/frames/{frame['frame_id']}/")
+                   for key, url in frame.items() if key != "frame_id")
