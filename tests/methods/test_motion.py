@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from vng.methods.motion import OpticalFlow, track_points, warp
+from vng.methods.motion import OpticalFlow, camera_residual, moving_region, track_points, warp
 
 
 def test_warp_follows_backward_flow():
@@ -51,3 +51,40 @@ def test_optical_flow_is_computed_small_and_returned_in_frame_pixels():
     np.testing.assert_allclose(np.median(forward[inner].reshape(-1, 2), 0), [8, 4], atol=0.5)
     assert OpticalFlow(200, 100, flow_size=240, preset=cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).grey(
         np.zeros((100, 200, 3), np.uint8)).shape == (100, 200)  # never upscaled
+
+
+def camera_flow(height: int, width: int) -> np.ndarray:
+    """The flow of a camera that pans 4 px right and zooms in by 2 % about the frame's centre."""
+    grid_y, grid_x = np.mgrid[:height, :width].astype(np.float32)
+    centre = np.float32([width / 2, height / 2])
+    grid = np.stack([grid_x, grid_y], 2)
+    return ((grid - centre) * 0.02 + np.float32([4.0, 0.0])).astype(np.float32)
+
+
+def test_camera_residual_removes_the_camera_and_keeps_what_moves_on_its_own():
+    flow = camera_flow(120, 160)
+    np.testing.assert_allclose(camera_residual(flow, step=8, tolerance=1.0), 0.0, atol=1e-3)
+    flow[40:60, 50:80] += np.float32([0.0, 6.0])  # a box moving down on its own, 5 % of the frame
+    residual = camera_residual(flow, step=8, tolerance=1.0)
+    np.testing.assert_allclose(residual[40:60, 50:80], 6.0, atol=1e-3)
+    outside = np.ones_like(residual, bool)
+    outside[40:60, 50:80] = False
+    np.testing.assert_allclose(residual[outside], 0.0, atol=1e-3)
+
+
+def test_moving_region_is_the_moving_part_at_or_near_the_clicks():
+    flows = [camera_flow(120, 160), -camera_flow(120, 160)]  # a frame after and one before
+    for flow, sign in zip(flows, (1, -1)):
+        flow[40:60, 50:80] += sign * np.float32([0.0, 6.0])  # box A moves on its own
+        flow[80:100, 100:130] += sign * np.float32([5.0, 0.0])  # box B too
+    flows[1][80:100, 100:130] = -camera_flow(120, 160)[80:100, 100:130]  # ... but B moves with the camera there
+    box_a = np.zeros((120, 160), bool)
+    box_a[40:60, 50:80] = True
+    options = dict(residual=3.0, tolerance=1.0, radius=10.0, step=8)
+    np.testing.assert_array_equal(moving_region(flows, np.float32([[60.5, 45.2]]), **options), box_a)
+    np.testing.assert_array_equal(moving_region(flows, np.float32([[45.0, 50.0]]), **options), box_a)  # 5 px off
+    assert moving_region(flows, np.float32([[20.0, 100.0]]), **options) is None  # nothing moves near it
+    assert moving_region(flows, np.float32([[110.0, 90.0]]), **options) is None  # B: moving in one flow only
+    assert moving_region([], np.float32([[60.0, 45.0]]), **options) is None
+    np.testing.assert_array_equal(moving_region(flows[:1], np.float32([[60.0, 45.0], [110.0, 90.0]]), **options),
+                                  box_a | np.pad(np.ones((20, 30), bool), ((80, 20), (100, 30))))

@@ -63,7 +63,8 @@ class ColourSam(SamStyleSegmenter):
     input, 16 x 16 cells, 256 x 256 logits: one per pixel of the test videos' 256 x 192 frames). The image embedding
     of a cell is its mean normalised colour plus a constant channel, so cosine affinities match colours. The answer
     is the region of the colour that most positive points lie on, limited to the connected parts that hold a
-    positive point and none of the negative points. Counts encoder runs (frames and zoom-in crops)."""
+    positive point and none of the negative points; with a box, the solid colours that fill a tenth of the box or
+    more, inside it (SAM's whole object in a box). Counts encoder runs (frames and zoom-in crops)."""
 
     input_size, low_res_size = 256, 256
     embedding_id = "colour-sam"
@@ -80,13 +81,22 @@ class ColourSam(SamStyleSegmenter):
     def _decode(self, embedding, coords, labels, box, mask_input, multimask):
         height, width = embedding.input_size
         image = cv2.resize(embedding.image, (width, height), interpolation=cv2.INTER_NEAREST).astype(int)
+        logits = np.full((1, self.low_res_size, self.low_res_size), -8.0, np.float32)
+        if box is not None:
+            x0, y0, x1, y1 = np.clip(np.rint(box).astype(int), 0, [width, height, width, height])
+            inside = np.zeros((height, width), bool)
+            inside[y0:y1, x0:x1] = True
+            colours, counts = np.unique(image[inside], axis=0, return_counts=True)
+            filling = colours[counts >= 0.1 * inside.sum()]
+            region = inside & (image[:, :, None, :] == filling).all(-1).any(-1)
+            logits[0, :height, :width] = np.where(region, 8.0, -8.0)
+            return np.ones(1, np.float32), logits
         pixels = np.clip(np.rint(coords).astype(int), 0, [width - 1, height - 1])
         colours = [tuple(image[y, x]) for x, y in pixels[labels == 1]]
         colour = max(set(colours), key=colours.count)
         _, components = cv2.connectedComponents((image == colour).all(-1).astype(np.uint8))
         under = lambda label: {components[y, x] for x, y in pixels[labels == label]} - {0}  # noqa: E731
         region = np.isin(components, list(under(1) - under(0)))
-        logits = np.full((1, self.low_res_size, self.low_res_size), -8.0, np.float32)
         logits[0, :height, :width] = np.where(region, 8.0, -8.0)
         return np.ones(1, np.float32), logits
 
@@ -178,6 +188,20 @@ def test_reference_clicks_are_decoded_with_the_configured_whole_object_rule(clic
     assert iou(masks[2][1], scene.visible(RED, 2)) > 0.95
 
 
+@pytest.mark.parametrize("speed, motion, whole", [(5, True, True), (5, False, False), (0, True, False)])
+def test_a_click_on_a_part_of_a_moving_object_gets_the_whole_object_from_its_motion(speed, motion, whole):
+    """A red and a green disk move together (a rider and a scooter); the click on the red one is answered with the
+    red disk (a part). What moves on its own is both, and the answer to the click with that region's box, both
+    disks, agrees with it better: it is the reference. Without the check, or with the disks still, the red disk."""
+    scene = Scene(8, {RED: lambda t: (60 + speed * t, 96), GREEN: lambda t: (108 + speed * t, 96)})
+    config = SamPropagatorConfig(reference_motion=SamPropagatorConfig().reference_motion if motion else None)
+    session = SamPropagator(ColourSam(), config).start(scene.video)
+    session.add_points(0, 1, click(scene, RED, 0))
+    frame, masks = next(iter(session.propagate()))
+    red, both = scene.visible(RED, 0), scene.visible(RED, 0) | scene.visible(GREEN, 0)
+    assert frame == 0 and iou(masks[1], both if whole else red) > 0.95
+
+
 def test_object_hidden_behind_an_occluder_is_recovered():
     """A red disk passes behind a grey bar 96 px wide (fully hidden on frames 12-19) and comes out the other side
     (fully on frames 28-33)."""
@@ -212,7 +236,9 @@ def test_two_objects_both_directions_disjoint_masks_and_probabilities():
         for object_id, colour in ((1, RED), (2, GREEN)):
             if object_id in masks:
                 assert iou(masks[object_id], scene.visible(colour, t)) > 0.95, f"frame {t}, object {object_id}"
-    assert segmenter.encoded == 20 + 1  # the backward pass reused frames 6-9; one zoom-in for the click
+    # the backward pass reused frames 6-9; one zoom-in for the click, one for its motion check's answer (the disk
+    # moves on its own, and the answer to its box is a second reading of the click)
+    assert segmenter.encoded == 20 + 2
     probabilities = dict(session.propagate_probabilities())
     for t, masks in forward.items():
         stacked = np.stack([probabilities[t][i] for i in (1, 2) if i in masks])
@@ -250,8 +276,10 @@ def test_sessions_share_the_embedding_cache_and_frames_are_streamed():
         session = method.start(video)
         session.add_points(0, 1, Points([[60, 96], [68, 100]][:points], [1] * points))
         assert len(dict(session.propagate())) == 12
-    assert segmenter.encoded == 12 + 2 and method.embedding_cache.hits == 12  # and one zoom-in per session
-    assert scene.reads == list(range(12)) * 2
+    # and one zoom-in per session, and one for the 1-click session's motion check (2 clicks are not checked)
+    assert segmenter.encoded == 12 + 2 + 1 and method.embedding_cache.hits == 12
+    # one frame out of order: the one the click's motion is read against, frame_gap (3) frames on
+    assert scene.reads == [0, 3, *range(1, 12)] + list(range(12))
 
 
 def test_a_changed_frame_is_encoded_again():
@@ -266,7 +294,7 @@ def test_a_changed_frame_is_encoded_again():
     session = method.start(video)
     session.add_points(0, 1, click(scene, RED, 0))
     masks = dict(session.propagate())
-    assert segmenter.encoded == 12 + 2  # and one zoom-in per session
+    assert segmenter.encoded == 12 + 2 + 2  # and per session, zoom-ins for the click and for its motion check
     assert iou(masks[5][1], scene.visible(RED, 5)) > 0.95
 
 

@@ -1,12 +1,13 @@
 """Frame-to-frame motion shared by the training-free methods (``flow``, ``sam-propagator``): OpenCV DIS optical flow
-at a reduced size, backward warping of per-pixel maps, and point tracking with a forward-backward check."""
+at a reduced size, backward warping of per-pixel maps, point tracking with a forward-backward check, and the region
+around clicks that moves on its own (not with the camera)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-__all__ = ["OpticalFlow", "warp", "sample", "track_points"]
+__all__ = ["OpticalFlow", "warp", "sample", "track_points", "camera_residual", "moving_region"]
 
 
 class OpticalFlow:
@@ -84,3 +85,58 @@ def track_points(xy: np.ndarray, forward: np.ndarray, backward: np.ndarray, tole
     back = moved + sample(backward, moved)
     keep = (np.linalg.norm(back - xy, axis=1) <= tolerance) & _inside_frame(moved, width, height)
     return moved[keep].astype(np.float32)
+
+
+def camera_residual(flow: np.ndarray, *, step: int, tolerance: float) -> np.ndarray:
+    """(H, W) float32: the length of each pixel's flow that the camera's motion does not explain, in px.
+
+    The camera's motion is a homography fitted by RANSAC (inliers within ``tolerance`` px) to the flow sampled on a
+    grid of ``step`` px: where the background is most of the frame, the fit is the background's motion (a pan, a
+    zoom, a rotation), and what moves on its own is left over. A fit that fails explains nothing (the flow itself).
+    """
+    height, width = flow.shape[:2]
+    ys, xs = np.mgrid[step // 2:height:step, step // 2:width:step]
+    source = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    homography = None
+    if len(source) >= 4:
+        homography, _ = cv2.findHomography(source, source + flow[ys.ravel(), xs.ravel()], cv2.RANSAC, tolerance)
+    if homography is None:
+        return np.linalg.norm(flow, axis=2)
+    grid_y, grid_x = np.mgrid[:height, :width].astype(np.float32)
+    grid = np.stack([grid_x, grid_y], 2)
+    camera = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), homography).reshape(height, width, 2)
+    return np.linalg.norm(grid + flow - camera, axis=2)
+
+
+def moving_region(flows: list[np.ndarray], points: np.ndarray, *, residual: float, tolerance: float, radius: float,
+                  step: int) -> np.ndarray | None:
+    """The region around ``points`` that moves on its own: the pixels whose :func:`camera_residual` exceeds
+    ``residual`` px in every one of ``flows`` (from the points' frame to others; the camera fitted with ``tolerance``
+    and ``step``), opened by a 5 x 5 square (flow
+    noise), and of its connected parts those that hold a point, or are the most common within ``radius`` px of it.
+
+    Args:
+        flows: (H, W, 2) float32 flows from the frame of ``points`` (:class:`OpticalFlow`).
+        points: (N, 2) (x, y) pixels; a point lies in pixel (floor(x), floor(y)).
+
+    Returns:
+        (H, W) bool, or None when no flow is given or no point has a moving part near it.
+    """
+    if not flows:
+        return None
+    moving = np.logical_and.reduce([camera_residual(flow, step=step, tolerance=tolerance) > residual
+                                    for flow in flows])
+    moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    _, parts = cv2.connectedComponents(moving)
+    height, width = parts.shape
+    reach = int(np.ceil(radius))
+    chosen = set()
+    for x, y in np.floor(np.asarray(points, np.float64)).astype(int).reshape(-1, 2):
+        x, y = int(np.clip(x, 0, width - 1)), int(np.clip(y, 0, height - 1))
+        near = parts[max(0, y - reach):y + reach + 1, max(0, x - reach):x + reach + 1]
+        near = near[near > 0]
+        if parts[y, x] > 0:
+            chosen.add(int(parts[y, x]))
+        elif len(near):
+            chosen.add(int(np.bincount(near).argmax()))
+    return np.isin(parts, list(chosen)) if chosen else None
