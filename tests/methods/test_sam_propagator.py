@@ -202,6 +202,22 @@ def test_a_click_on_a_part_of_a_moving_object_gets_the_whole_object_from_its_mot
     assert frame == 0 and iou(masks[1], both if whole else red) > 0.95
 
 
+@pytest.mark.parametrize("green_prompt", ["click", "mask"])
+def test_the_motion_check_takes_in_no_other_object_prompted_on_the_frame(green_prompt):
+    """The red and the green disk of the test above, each its own object: the region moving on its own holds both,
+    but the red object's reading from it would take in the green object, so each keeps its own disk."""
+    scene = Scene(8, {RED: lambda t: (60 + 5 * t, 96), GREEN: lambda t: (108 + 5 * t, 96)})
+    session = SamPropagator(ColourSam()).start(scene.video)
+    session.add_points(0, 1, click(scene, RED, 0))
+    if green_prompt == "click":
+        session.add_points(0, 2, click(scene, GREEN, 0))
+    else:
+        session.add_mask(0, 2, scene.visible(GREEN, 0))
+    frame, masks = next(iter(session.propagate()))
+    assert frame == 0
+    assert iou(masks[1], scene.visible(RED, 0)) > 0.95 and iou(masks[2], scene.visible(GREEN, 0)) > 0.95
+
+
 def test_object_hidden_behind_an_occluder_is_recovered():
     """A red disk passes behind a grey bar 96 px wide (fully hidden on frames 12-19) and comes out the other side
     (fully on frames 28-33)."""

@@ -583,14 +583,15 @@ class SamPropagatorSession(PromptedSession):
         mask = self.segmenter.predict(embedding, DecoderPrompt(kept.xy, kept.labels), decoding=decoding).mask
         motion = self.config.reference_motion
         if motion is not None and 1 <= len(kept) <= motion.max_clicks and (kept.labels == 1).all():
-            mask = self._motion_checked(frame_index, kept, embedding, mask, decoding)
+            mask = self._motion_checked(frame_index, object_id, kept, embedding, mask, decoding)
         self._reference_masks[frame_index, object_id] = (points, mask)
         return mask
 
-    def _motion_checked(self, frame_index: int, clicks: Points, embedding: ImageEmbedding, mask: np.ndarray,
-                        decoding: SamDecodingConfig) -> np.ndarray:
+    def _motion_checked(self, frame_index: int, object_id: int, clicks: Points, embedding: ImageEmbedding,
+                        mask: np.ndarray, decoding: SamDecodingConfig) -> np.ndarray:
         """The clicks' answer ``mask``, or the answer to the clicks and the box of the region around them that moves
-        on its own, where that agrees better with the region (:class:`ReferenceMotionConfig`)."""
+        on its own, where that agrees better with the region (:class:`ReferenceMotionConfig`) and takes in no other
+        object prompted on this frame (a rider and the horse moving together, each clicked: two objects)."""
         motion = self.config.reference_motion
         width, height = self.video.size
         scale = min(width, height)
@@ -608,7 +609,17 @@ class SamPropagatorSession(PromptedSession):
         boxed = self.segmenter.predict(embedding, DecoderPrompt(clicks.xy, clicks.labels, box=box),
                                        decoding=dataclasses.replace(decoding, whole_object=None)).mask
         better = _iou(boxed, region) >= _iou(mask, region) + motion.min_gain
-        return boxed if better and np.count_nonzero(boxed) >= np.count_nonzero(mask) else mask
+        if not better or np.count_nonzero(boxed) < np.count_nonzero(mask):
+            return mask
+        for other, prompt in self._prompts.get(frame_index, {}).items():
+            if other == object_id:
+                continue
+            if isinstance(prompt, Points):
+                if _inside(boxed, prompt.foreground.xy).any():
+                    return mask
+            elif prompt.any() and np.count_nonzero(boxed & prompt) * 2 >= np.count_nonzero(prompt):
+                return mask
+        return boxed
 
     def _step(self, track: _Track, embedding: ImageEmbedding, grid: _CellGrid, keys: torch.Tensor,
               forward: np.ndarray, backward: np.ndarray) -> bool:
