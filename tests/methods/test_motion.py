@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from vng.methods.motion import OpticalFlow, camera_residual, moving_region, track_points, warp
+from vng.methods.motion import OpticalFlow, camera_residual, moving_region, sample, track_points, warp
 
 
 def test_warp_follows_backward_flow():
@@ -88,3 +88,9 @@ def test_moving_region_is_the_moving_part_at_or_near_the_clicks():
     assert moving_region([], np.float32([[60.0, 45.0]]), **options) is None
     np.testing.assert_array_equal(moving_region(flows[:1], np.float32([[60.0, 45.0], [110.0, 90.0]]), **options),
                                   box_a | np.pad(np.ones((20, 30), bool), ((80, 20), (100, 30))))
+
+
+def test_sample_reads_the_pixel_a_point_lies_in():
+    field_ = np.arange(12).reshape(3, 4)
+    xy = np.float32([[2.7, 1.2], [0.0, 0.0], [3.99, 2.99], [-1.0, 5.0]])  # the last is clipped to the frame
+    assert sample(field_, xy).tolist() == [field_[1, 2], field_[0, 0], field_[2, 3], field_[2, 0]]

@@ -55,10 +55,11 @@ def warp(array: np.ndarray, flow: np.ndarray, fill: float) -> np.ndarray:
 
 
 def sample(field_: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """(N, ...) values of a (H, W, ...) field at the pixels nearest to (N, 2) (x, y) points (clipped to the frame)."""
+    """(N, ...) values of a (H, W, ...) field at the pixels of (N, 2) (x, y) points, clipped to the frame: a point
+    lies in pixel (floor(x), floor(y)), as everywhere in the library."""
     height, width = field_.shape[:2]
-    x = np.clip(np.rint(xy[:, 0]).astype(int), 0, width - 1)
-    y = np.clip(np.rint(xy[:, 1]).astype(int), 0, height - 1)
+    x = np.clip(np.floor(xy[:, 0]).astype(int), 0, width - 1)
+    y = np.clip(np.floor(xy[:, 1]).astype(int), 0, height - 1)
     return field_[y, x]
 
 

@@ -45,7 +45,7 @@ def render_trace_mask(image: np.ndarray, trace: np.ndarray, label: str, prompt: 
     out = overlay_mask(image, prediction.mask, PALETTE[0], alpha=0.5)
     out = overlay_mask(out, trace, (255, 40, 40), alpha=1.0)
     radius = max(3, round(image.shape[0] / 160))
-    for x, y in np.rint(prompt.points).astype(int):
+    for x, y in np.floor(prompt.points).astype(int):  # a point lies in pixel (floor(x), floor(y))
         cv2.circle(out, (int(x), int(y)), radius, (255, 255, 255), thickness=-1, lineType=cv2.LINE_AA)
         cv2.circle(out, (int(x), int(y)), radius, (0, 0, 0), thickness=1, lineType=cv2.LINE_AA)
     if prompt.box is not None:
