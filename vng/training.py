@@ -27,8 +27,8 @@ from accelerate.utils import KwargsHandler, ProjectConfiguration, set_seed
 
 from vng.io.common import write_json
 
-__all__ = ["CSVTracker", "ChainConfig", "Evaluation", "Progress", "RunStart", "StageRun", "format_results", "latest_checkpoint",
-           "parse_recipe_arguments", "save_checkpoint", "start_run", "train_stage"]
+__all__ = ["CSVTracker", "ChainConfig", "Evaluation", "Progress", "RunStart", "StageRun", "format_results",
+           "latest_checkpoint", "parse_recipe_arguments", "save_checkpoint", "start_run", "train_stage"]
 
 
 @dataclass(frozen=True)

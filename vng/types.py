@@ -128,7 +128,8 @@ class Points:
         if len(labels) != len(xy):
             raise ValueError(f"xy has {len(xy)} points but labels has {len(labels)}")
         if not np.isin(labels, (-1, 0, 1)).all():
-            raise ValueError(f"labels must be -1 (ambiguous), 0 (background) or 1 (foreground), got {np.unique(labels)}")
+            raise ValueError(f"labels must be -1 (ambiguous), 0 (background) or 1 (foreground), got "
+                             f"{np.unique(labels)}")
         object.__setattr__(self, "xy", xy)
         object.__setattr__(self, "labels", labels)
         if self.is_fg_candidate is not None:

@@ -170,8 +170,9 @@ def run_pv_oops_benchmark(method: Method, annotations: Iterable[ObjectAnnotation
     if not settings or min(settings) < 1:
         raise ValueError(f"settings must be point counts >= 1, got {list(settings)}")
     out = Path(out)
-    jobs = [_SegmentJob(method, find_video(videos, by_id[key].video_name, object_id=key), by_id[key], k, tuple(sorted(frames)),
-                        out / f"{k}-points" / key) for k in settings for key, frames in truth.items()]
+    jobs = [_SegmentJob(method, find_video(videos, by_id[key].video_name, object_id=key), by_id[key], k,
+                        tuple(sorted(frames)), out / f"{k}-points" / key)
+            for k in settings for key, frames in truth.items()]
     # frames each job decodes and segments: from the reference to the farthest ground-truth frame
     costs = [max(abs(frame - reference_points(job.obj, 1)[0]) for frame in job.frames) + 1 for job in jobs]
     run_jobs(_segment, jobs, processes=processes, costs=costs, progress="segmenting" if progress else None,

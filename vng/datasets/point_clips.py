@@ -275,7 +275,8 @@ class PointVOSClipDataset(PointClipDataset):
         for obj in objects:
             if obj.video_name is None:
                 continue
-            frames = [f for f in obj.frames if self.masks is None or _target_path(self.masks, obj.object_id, f.frame_index).is_file()]
+            frames = [f for f in obj.frames
+                      if self.masks is None or _target_path(self.masks, obj.object_id, f.frame_index).is_file()]
             references = tuple(bool((f.points.labels == PointLabel.FOREGROUND).any()) for f in frames)
             if choose_clip_frames(references, config.num_frames, config.max_gap, np.random.default_rng(0)):
                 self.objects.append(_Object(obj, tuple(f.frame_index for f in frames), references))

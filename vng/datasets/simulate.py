@@ -10,9 +10,10 @@ Two kinds of annotation come out, one record per object:
   background included.
 - **reference** (any other split): the test-time initialisation, ``num_foreground`` ACCEPTED points on the object's
   reference frame (DAVIS: frame 0; YouTube-VOS: the object's first annotated frame). The points are drawn one after
-  another by random sequential adsorption, so **the k-point setting uses the first k points** (:func:`vng.protocol.reference_points`) and the settings are
-  nested (1 ⊂ 2 ⊂ 5 ⊂ 10): more points never move the earlier ones, so the settings differ only in the number of
-  points. The paper does not say how its 1/2/5/10-point sets relate; nesting is this library's choice.
+  another by random sequential adsorption, so **the k-point setting uses the first k points**
+  (:func:`vng.protocol.reference_points`) and the settings are nested (1 ⊂ 2 ⊂ 5 ⊂ 10): more points never move
+  the earlier ones, so the settings differ only in the number of points. The paper does not say how its
+  1/2/5/10-point sets relate; nesting is this library's choice.
 
 Randomness: one ``numpy.random.Generator`` per object, seeded from ``(seed, sequence, mask id)`` through a SHA-256 of
 the names (:func:`object_rng`), so an object's points do not depend on which other objects or sequences are

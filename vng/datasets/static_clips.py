@@ -187,8 +187,9 @@ class StaticClipDataset(Dataset):
     """Clips from image/mask file pairs (e.g. the static segmentation sets STCN pre-trains on).
 
     Greyscale masks are binarised at 128 (STCN's saliency data); palette PNGs (DAVIS, YouTube-VOS) hold object
-    ids, and a clip takes one of them (one object per clip, as STCN's static data; 255 is void and never chosen). Item ``i`` of
-    epoch ``e`` is seeded with ``(seed, e, i)``: reproducible, and different each epoch (:meth:`set_epoch`).
+    ids, and a clip takes one of them (one object per clip, as STCN's static data; 255 is void and never chosen).
+    Item ``i`` of epoch ``e`` is seeded with ``(seed, e, i)``: reproducible, and different each epoch
+    (:meth:`set_epoch`).
     """
 
     def __init__(self, pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]], *,

@@ -24,7 +24,8 @@ from vng.io.video import first_existing, video_candidates, video_ref
 from vng.types import FramePoints, ObjectAnnotation, PointLabel, Points, VideoRef, frame_id, parse_frame_id
 
 __all__ = ["STATUS_TO_LABEL", "LABEL_TO_STATUS", "read_pv_annotations", "write_pv_annotations", "pv_record",
-           "release_file", "JSONL_DATASETS", "pv_video_path", "pv_frames_dir", "pv_frames_candidates", "find_pv_frames", "pv_annotation_path",
+           "release_file", "JSONL_DATASETS", "pv_video_path", "pv_frames_dir", "pv_frames_candidates", "find_pv_frames",
+           "pv_annotation_path",
            "pseudo_mask_path", "fg_candidate_flags", "point_problem", "check_against_frames"]
 
 STATUS_TO_LABEL = {"ACCEPTED": PointLabel.FOREGROUND, "REJECTED": PointLabel.BACKGROUND,
@@ -132,8 +133,9 @@ def pv_annotation_path(root: str | os.PathLike, dataset: str, split: str) -> Pat
 
 
 def pseudo_mask_path(root: str | os.PathLike, dataset: str, split: str, object_id: str, frame_index: int) -> Path:
-    """Where an Oops-VNG / Kinetics-VNG pseudo-mask lives: ``<root>/<Dataset>/pseudo_masks/<split>/<object_id>/<frame_id>.png``
-    (palette PNG, 0 background, 1 object; this library's layout — the release ships no pseudo-masks)."""
+    """Where an Oops-VNG / Kinetics-VNG pseudo-mask lives:
+    ``<root>/<Dataset>/pseudo_masks/<split>/<object_id>/<frame_id>.png`` (palette PNG, 0 background, 1 object; this
+    library's layout — the release ships no pseudo-masks)."""
     return Path(root) / dataset / "pseudo_masks" / split / object_id / f"{frame_id(frame_index)}.png"
 
 

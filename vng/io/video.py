@@ -32,8 +32,8 @@ from vng.io.images import image_size, load_image
 from vng.types import VideoRef, frame_id
 
 __all__ = ["Video", "RenderedVideo", "FRAME_SUFFIXES", "SPLIT_NAMES", "video_name_variants", "video_candidates",
-           "first_existing", "find_video", "list_frame_files", "video_ref", "read_frames", "write_video", "write_frames",
-           "decode_to_disk"]
+           "first_existing", "find_video", "list_frame_files", "video_ref", "read_frames", "write_video",
+           "write_frames", "decode_to_disk"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 

@@ -62,8 +62,8 @@ from vng.models.backbones import (EfficientNetLite0Backbone, TinyBackbone, effic
                                   load_state_dict_file)
 
 __all__ = ["STCN", "STCNConfig", "KeyFeatures", "STCNOutput", "MemoryBank", "KEY_ENCODERS", "POINT_SHAPES",
-           "memory_readout", "soft_aggregate", "other_masks", "render_points", "point_reference", "encode_point_reference",
-           "load_official_stcn", "load_stcn"]
+           "memory_readout", "soft_aggregate", "other_masks", "render_points", "point_reference",
+           "encode_point_reference", "load_official_stcn", "load_stcn"]
 
 KEY_ENCODERS = ("resnet50", "efficientnet_lite0", "tiny")
 POINT_SHAPES = ("disk", "gaussian")
