@@ -11,7 +11,7 @@ import pytest
 
 from vng.io.video import RenderedVideo
 from vng.methods import DEFAULT_METHOD, build_method
-from vng.methods.sam_propagator import SamPropagator, SamPropagatorConfig, spread_points
+from vng.methods.sam_propagator import ReferenceMotionConfig, SamPropagator, SamPropagatorConfig, spread_points
 from vng.segmenters.base import SamDecodingConfig, SamStyleSegmenter, image_key
 from vng.types import Points
 
@@ -127,6 +127,11 @@ def test_spread_points_keeps_existing_points_and_covers_the_region():
 
 
 def test_config_is_checked():
+    for bad, field_name in (({"max_clicks": 0}, "max_clicks"), ({"frame_gap": 1.5}, "frame_gap"),
+                            ({"residual": 0.0}, "residual"), ({"max_area": 1.5}, "max_area"),
+                            ({"min_gain": -0.1}, "min_gain")):
+        with pytest.raises(ValueError, match=f"reference_motion.{field_name}"):
+            ReferenceMotionConfig(**bad)
     with pytest.raises(ValueError, match="ring"):
         SamPropagatorConfig(ring=(0.1, 0.05))
     with pytest.raises(ValueError, match="readout_weight"):
