@@ -80,7 +80,7 @@ def test_moving_region_is_the_moving_part_at_or_near_the_clicks():
     flows[1][80:100, 100:130] = -camera_flow(120, 160)[80:100, 100:130]  # ... but B moves with the camera there
     box_a = np.zeros((120, 160), bool)
     box_a[40:60, 50:80] = True
-    options = dict(residual=3.0, tolerance=1.0, radius=10.0, step=8)
+    options = dict(residual=3.0, tolerance=1.0, radius=10.0, step=8, opening=5)
     np.testing.assert_array_equal(moving_region(flows, np.float32([[60.5, 45.2]]), **options), box_a)
     np.testing.assert_array_equal(moving_region(flows, np.float32([[45.0, 50.0]]), **options), box_a)  # 5 px off
     assert moving_region(flows, np.float32([[20.0, 100.0]]), **options) is None  # nothing moves near it
@@ -94,3 +94,13 @@ def test_sample_reads_the_pixel_a_point_lies_in():
     field_ = np.arange(12).reshape(3, 4)
     xy = np.float32([[2.7, 1.2], [0.0, 0.0], [3.99, 2.99], [-1.0, 5.0]])  # the last is clipped to the frame
     assert sample(field_, xy).tolist() == [field_[1, 2], field_[0, 0], field_[2, 3], field_[2, 0]]
+
+
+def test_moving_region_opens_away_specks_smaller_than_the_opening():
+    flow = camera_flow(120, 160)
+    flow[50:53, 70:73] += np.float32([6.0, 0.0])  # a 3 x 3 px speck of flow noise
+    options = dict(residual=3.0, tolerance=1.0, radius=4.0, step=8)
+    assert moving_region([flow], np.float32([[71.0, 51.0]]), opening=5, **options) is None
+    speck = np.zeros((120, 160), bool)
+    speck[50:53, 70:73] = True
+    np.testing.assert_array_equal(moving_region([flow], np.float32([[71.0, 51.0]]), opening=1, **options), speck)

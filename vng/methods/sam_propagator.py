@@ -66,6 +66,7 @@ import torch
 
 from vng.inference import RUNTIME, PromptedSession, SegmentationSession
 from vng.io.video import Video
+from vng.metrics import jaccard
 from vng.methods.motion import OpticalFlow, moving_region, sample, track_points, warp
 from vng.segmenters import build_segmenter
 from vng.segmenters.base import (FocusConfig, ImageEmbedding, SamDecodingConfig, SamStyleSegmenter,
@@ -107,6 +108,7 @@ class ReferenceMotionConfig:
     tolerance: float = 0.004  # 2 px: RANSAC's inlier distance when fitting the camera's homography
     grid: float = 0.033  # 16 px: the spacing of the flow samples the homography is fitted to
     radius: float = 0.04  # 20 px (the paper's d): a click this close to a moving region belongs to it
+    opening: float = 0.01  # 5 px: the square that opens the moving pixels (flow noise) before they are grouped
     max_area: float = 0.2  # a larger moving region is not one object
     min_gain: float = 0.1  # IoU with the moving region by which the box's answer must beat the clicks' answer
 
@@ -115,7 +117,7 @@ class ReferenceMotionConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"reference_motion.{name} must be an integer >= 1, got {value!r}")
-        for name in ("residual", "tolerance", "grid", "radius", "max_area"):
+        for name in ("residual", "tolerance", "grid", "radius", "opening", "max_area"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"reference_motion.{name} is a fraction in (0, 1], got {getattr(self, name)}")
         if not 0 <= self.min_gain <= 1:
@@ -360,11 +362,6 @@ def _near(mask: np.ndarray, distance: float) -> np.ndarray:
     return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5) < distance
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return np.count_nonzero(a & b) / union if union else 1.0
-
-
 def _logit(probability: np.ndarray, clip: float) -> np.ndarray:
     p = np.clip(probability, 1e-6, 1 - 1e-6)
     return np.clip(np.log(p / (1 - p)), -clip, clip).astype(np.float32)
@@ -603,14 +600,15 @@ class SamPropagatorSession(PromptedSession):
                   if 0 <= index < len(self.video)]
         region = moving_region([flow(grey, flow.grey(self.video[index])) for index in others], clicks.xy,
                                residual=motion.residual * scale, tolerance=motion.tolerance * scale,
-                               radius=motion.radius * scale, step=max(1, round(motion.grid * scale)))
+                               radius=motion.radius * scale, step=max(1, round(motion.grid * scale)),
+                               opening=max(1, round(motion.opening * scale)))
         if region is None or region.mean() > motion.max_area:
             return mask
         ys, xs = np.nonzero(region)
         box = np.float32([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
         boxed = self.segmenter.predict(embedding, DecoderPrompt(clicks.xy, clicks.labels, box=box),
                                        decoding=dataclasses.replace(decoding, whole_object=None)).mask
-        better = _iou(boxed, region) >= _iou(mask, region) + motion.min_gain
+        better = jaccard(boxed, region)[0] >= jaccard(mask, region)[0] + motion.min_gain
         if not better or np.count_nonzero(boxed) < np.count_nonzero(mask):
             return mask
         for other, prompt in self._prompts.get(frame_index, {}).items():
@@ -619,7 +617,7 @@ class SamPropagatorSession(PromptedSession):
             if isinstance(prompt, Points):
                 if _inside(boxed, prompt.foreground.xy).any():
                     return mask
-            elif prompt.any() and np.count_nonzero(boxed & prompt) * 2 >= np.count_nonzero(prompt):
+            elif np.count_nonzero(boxed & prompt) * 2 >= np.count_nonzero(prompt):  # masks are never empty
                 return mask
         return boxed
 
@@ -660,7 +658,7 @@ class SamPropagatorSession(PromptedSession):
         _, low_res = self.segmenter.predict_low_res(embedding, DecoderPrompt(xy, labels, mask=mask_input),
                                                     decoding=self._decoding)
         answer = np.clip(upscale_logits(low_res, embedding.input_size, embedding.original_size, square), -clip, clip)
-        kept = _iou(answer > 0, prior_mask) >= config.min_agreement
+        kept = jaccard(answer > 0, prior_mask)[0] >= config.min_agreement
         track.logits = answer if kept else prior_logits
         return kept
 
