@@ -54,6 +54,26 @@ def test_results_with_no_record_of_their_settings_are_refused_unless_overwritten
     workdir.begin_stage("propagate", {"method": "flow", "num_frames": 10})  # recorded now: resumes
 
 
+def test_another_process_of_the_same_run_writing_first_is_no_conflict(tmp_path):
+    """Processes of one run do not wait for each other: another process's results may lie here before the main
+    process recorded the stage. Each process looks at its own share only."""
+    from vng.pipeline.workdir import shard_of
+
+    workdir = WorkDir(tmp_path)
+    keys = [f"video{i}" for i in range(8)]
+    share = {key: shard_of(key, 2) for key in keys}
+    assert set(share.values()) == {0, 1}
+    for key in keys:
+        if share[key] == 1:  # process 1 was quicker
+            workdir.objects_file(key).parent.mkdir(parents=True)
+            workdir.objects_file(key).write_text("x")
+    workdir.begin_stage("objects", {"source": "n.jsonl"}, process_index=0, num_processes=2)  # no conflict
+    assert list(json.loads(workdir.stages_file.read_text())) == ["objects"]
+    workdir.stages_file.unlink()  # ... but process 1's own results with no record are refused
+    with pytest.raises(OutputConflict, match="left no record"):
+        workdir.begin_stage("objects", {"source": "n.jsonl"}, process_index=1, num_processes=2)
+
+
 @pytest.mark.parametrize("content, field", [("[]", None), ('{"propagate": 3}', "propagate"),
                                             ('{"export": {}}', "export"), ('{"propagate": {', None)])
 def test_a_damaged_stages_file_is_a_located_error_and_is_left_as_it_is(tmp_path, content, field):

@@ -144,8 +144,10 @@ class WorkDir:
         The main process (``process_index`` 0) records; the others only compare.
 
         Raises:
-            OutputConflict: the stage ran here with other settings (the message says which differ), or its results
-                are here with no record of their settings, and ``overwrite`` is off. With ``overwrite`` this
+            OutputConflict: the stage ran here with other settings (the message says which differ), or results of
+                it lie in this process's share of the videos with no record of their settings, and ``overwrite`` is
+                off (only its own share: the other processes of this run write theirs before the main process has
+                recorded the stage, and they do not wait for each other). With ``overwrite`` this
                 process's share of the videos loses the stage's and the later stages' results first (every process
                 clears its own share, so sharded runs stay apart).
         """
@@ -160,7 +162,7 @@ class WorkDir:
                 (self.tasks_dir / TASKS_FILE).unlink(missing_ok=True)
             for later in STAGES[STAGES.index(stage) + 1:]:
                 recorded.pop(later, None)
-        elif stage not in recorded and self.has_results(stage):
+        elif stage not in recorded and self.has_results(stage, process_index, num_processes):
             raise OutputConflict(f"{self.root}: holds results of stage {stage!r} from a run that left no record "
                                  f"({self.stages_file.name}); use another work folder, or overwrite to redo this "
                                  "stage and the later ones")
@@ -188,11 +190,12 @@ class WorkDir:
                                   Location(str(self.stages_file)), stage)
         return recorded
 
-    def has_results(self, stage: str) -> bool:
-        """Whether any video holds a result of ``stage``."""
+    def has_results(self, stage: str, process_index: int = 0, num_processes: int = 1) -> bool:
+        """Whether a video of the share of process ``process_index`` (of ``num_processes``) holds a result of
+        ``stage``."""
         result = {"objects": self.objects_file, "trace-masks": self.trace_masks_file,
                   "propagate": self.probabilities_file, "candidates": self.tasks_part}[stage]
-        return any(result(key).is_file() for key in self.keys())
+        return any(result(key).is_file() for key in self.keys() if shard_of(key, num_processes) == process_index)
 
     def clear(self, key: str, stage: str) -> None:
         """Delete a video's results of ``stage`` and of the stages after it."""
