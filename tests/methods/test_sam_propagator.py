@@ -132,6 +132,9 @@ def test_config_is_checked():
                             ({"min_gain": -0.1}, "min_gain")):
         with pytest.raises(ValueError, match=f"reference_motion.{field_name}"):
             ReferenceMotionConfig(**bad)
+    for name in ("reference_motion", "reference_focus"):  # e.g. settings read back from JSON as a dict
+        with pytest.raises(ValueError, match=f"{name} must be a"):
+            SamPropagatorConfig(**{name: {"max_clicks": 2}})
     with pytest.raises(ValueError, match="ring"):
         SamPropagatorConfig(ring=(0.1, 0.05))
     with pytest.raises(ValueError, match="readout_weight"):

